@@ -1,0 +1,1 @@
+"""Transfer learning on custom image datasets with JAX/Flax."""

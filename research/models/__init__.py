@@ -1,0 +1,17 @@
+"""Model assembly: a registered backbone plus the head described in the config."""
+from research.models.classifier import Classifier, Head
+from research.models.registry import MODELS, ModelSpec
+
+
+def get_spec(name: str) -> ModelSpec:
+  if name not in MODELS:
+    raise ValueError(f'unknown model {name!r}: choose one of {", ".join(MODELS)}')
+  return MODELS[name]
+
+
+def create_model(model_config, num_outputs: int) -> Classifier:
+  """`model_config` is the config's `model` section."""
+  spec = get_spec(model_config.name)
+  head = Head(num_outputs, tuple(model_config.hidden), model_config.dropout,
+              model_config.pooling)
+  return Classifier(spec.backbone(), head, spec.mean, spec.std)

@@ -1,0 +1,56 @@
+"""PyTorch reference implementations, with their import workarounds kept here, in the tests."""
+import sys
+import types
+
+import numpy as np
+import torch
+
+
+def torchvision():
+  """torchvision 0.28.0 is a CUDA wheel installed --no-deps; its import fails on CPU-only
+  torch until these two registration modules are stubbed. Its models then run on CPU."""
+  for name in ('torchvision._meta_registrations', 'torchvision._autograd_registrations'):
+    sys.modules.setdefault(name, types.ModuleType(name))
+  import torchvision as tv  # pylint: disable=import-outside-toplevel
+  return tv
+
+
+def efficientnet_lite(name: str, state: dict) -> torch.nn.Module:
+  from efficientnet_lite_pytorch import EfficientNet  # pylint: disable=import-outside-toplevel
+  net = EfficientNet.from_name(name.replace('_', '-'))
+  net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+  return net.eval()
+
+
+def mobilenet_v2(state: dict) -> torch.nn.Module:
+  net = torchvision().models.mobilenet_v2()
+  net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+  return net.eval()
+
+
+def reference(name: str, state: dict):
+  """(model, {flax block path: torch module}) for block-by-block comparison."""
+  if name.startswith('efficientnet_lite'):
+    net = efficientnet_lite(name, state)
+    blocks = {f'backbone/blocks_{i}': b for i, b in enumerate(net._blocks)}  # pylint: disable=protected-access
+    return net, blocks
+  net = mobilenet_v2(state)
+  return net, {f'backbone/features_{i}': f for i, f in enumerate(net.features)}
+
+
+def normalised_nchw(images: np.ndarray, mean, std) -> torch.Tensor:
+  x = (images.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+  return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+def run_with_hooks(net: torch.nn.Module, blocks: dict, x: torch.Tensor):
+  """Logits and every block's output (NHWC numpy), via forward hooks."""
+  outputs = {}
+  handles = [m.register_forward_hook(
+      lambda _m, _i, out, key=key: outputs.__setitem__(key, out.permute(0, 2, 3, 1).numpy()))
+             for key, m in blocks.items()]
+  with torch.no_grad():
+    logits = net(x).numpy()
+  for h in handles:
+    h.remove()
+  return logits, outputs
