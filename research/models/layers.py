@@ -4,7 +4,7 @@ Every `ConvBN` and `InvertedResidual` taps its output (see `tap`), so any of
 them can be read back (block-by-block parity tests) or differentiated against
 (Grad-CAM) by its module path, e.g. ``backbone/blocks_15`` or ``backbone/head``.
 """
-from typing import Any, Callable
+from typing import Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -22,11 +22,37 @@ def tap(module: nn.Module, x: jnp.ndarray) -> jnp.ndarray:
   return x
 
 
-def same_or_symmetric(kernel: int, padding: str) -> Any:
-  """'SAME' is TensorFlow's (extra pixel bottom/right); 'symmetric' is torch's k//2."""
-  if padding == 'SAME':
-    return 'SAME'
-  return ((kernel // 2, kernel // 2), (kernel // 2, kernel // 2))
+def pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+  """'SAME' is TensorFlow's (the odd pixel goes bottom/right); 'symmetric' is torch's k//2."""
+  if padding == 'symmetric':
+    return kernel // 2, kernel // 2
+  total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+class DepthwiseConv(nn.Module):
+  """Depthwise conv as k*k shifted multiply-adds that XLA fuses into one loop.
+
+  XLA:CPU runs `feature_group_count=C` convolutions 5-12x slower than this
+  (forward and backward, measured in BENCHMARKS.md). Same parameter as
+  `nn.Conv(C, groups=C)`: a (k, k, 1, C) kernel, no bias.
+  """
+  kernel: int
+  stride: int = 1
+  padding: str = 'SAME'
+
+  @nn.compact
+  def __call__(self, x):
+    k, s = self.kernel, self.stride
+    w = self.param('kernel', nn.initializers.lecun_normal(), (k, k, 1, x.shape[-1]))
+    (top, bottom), (left, right) = (pads(n, k, s, self.padding) for n in x.shape[1:3])
+    x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+    out = 0
+    for i in range(k):
+      for j in range(k):
+        out = out + x[:, i:i + (out_h - 1) * s + 1:s, j:j + (out_w - 1) * s + 1:s, :] * w[i, j, 0]
+    return out
 
 
 class ConvBN(nn.Module):
@@ -34,7 +60,7 @@ class ConvBN(nn.Module):
   features: int
   kernel: int = 1
   stride: int = 1
-  groups: int = 1
+  groups: int = 1  # 1, or the channel count for a depthwise conv
   padding: str = 'SAME'
   act: Callable | None = nn.relu6
   bn_eps: float = 1e-3
@@ -42,9 +68,12 @@ class ConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
-                padding=same_or_symmetric(self.kernel, self.padding),
-                feature_group_count=self.groups, use_bias=False, name='conv')(x)
+    if self.groups == 1:
+      padding = [pads(n, self.kernel, self.stride, self.padding) for n in x.shape[1:3]]
+      x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
+                  padding=padding, use_bias=False, name='conv')(x)
+    else:  # depthwise: groups == channels
+      x = DepthwiseConv(self.kernel, self.stride, self.padding, name='conv')(x)
     x = nn.BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_eps, name='bn')(
         x, use_running_average=not train)
     if self.act is not None:
