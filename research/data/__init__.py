@@ -1,0 +1,5 @@
+"""Data: sources, the split (before augmenting), augmentation and grain pipelines."""
+from research.data.images import find_bad_images, load_image
+from research.data.pipeline import eval_batches, steps_per_epoch, train_batches
+from research.data.sources import DataError, Source, load_source
+from research.data.split import SPLITS, load_split, save_split, stratified_split

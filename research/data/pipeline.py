@@ -1,0 +1,47 @@
+"""grain input pipelines: decode + augment in background threads, batched as numpy.
+
+grain rather than tf.data: no TensorFlow install (~600 MB) for what is
+PIL + numpy work, per-record deterministic randomness from (seed, index), and
+iterators whose position can be checkpointed. Threads, not processes: decoding
+(PIL) and warping (scipy) release the GIL, and on a 2-core machine worker
+processes would only compete with XLA for the cores.
+"""
+import grain
+import numpy as np
+
+from research.data.augment import augment
+from research.data.images import load_image
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+  return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _read_options(threads: int, batch_size: int) -> grain.ReadOptions:
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * batch_size)
+
+
+def train_batches(records, epoch: int, data_config, size: int, batch_size: int, seed: int):
+  """One epoch of shuffled, augmented, full batches: {'image': uint8 NHWC, 'label': int32}."""
+  def load(record, rng):
+    image = load_image(record[0], size)
+    return {'image': augment(image, rng, data_config.augment),
+            'label': np.int32(record[1])}
+
+  ds = (grain.MapDataset.source(list(records))
+        .shuffle(seed=epoch_seed(seed, epoch))
+        .random_map(load, seed=epoch_seed(seed + 1, epoch))
+        .batch(batch_size, drop_remainder=True))
+  return ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
+
+
+def eval_batches(records, data_config, size: int, batch_size: int):
+  """All records in order, unaugmented; the last batch may be short."""
+  ds = (grain.MapDataset.source(list(records))
+        .map(lambda r: {'image': load_image(r[0], size), 'label': np.int32(r[1])})
+        .batch(batch_size, drop_remainder=False))
+  return ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
+
+
+def steps_per_epoch(num_records: int, batch_size: int) -> int:
+  return num_records // batch_size
