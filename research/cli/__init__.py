@@ -1,0 +1,1 @@
+"""Command line: `./run.sh CONFIG.py`, `eval`, `gradcam`, `bench` (see main.USAGE)."""

@@ -1,0 +1,48 @@
+"""PNG figures: training curves, ROC curves, confusion matrix."""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # pylint: disable=wrong-import-position
+
+
+def curves(history: list[dict], path: Path) -> None:
+  epochs = [r['epoch'] for r in history]
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for ax, metric in zip(axes, ('loss', 'accuracy')):
+    for split in ('train', 'val'):
+      ax.plot(epochs, [r[f'{split}_{metric}'] for r in history], 'o-', label=split)
+    ax.set(xlabel='epoch', ylabel=metric, title=metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def roc(labels: np.ndarray, probs: np.ndarray, class_names, path: Path) -> None:
+  """One-vs-rest ROC curve per class (one curve for a binary task)."""
+  classes = [1] if len(class_names) == 2 else range(len(class_names))
+  fig, ax = plt.subplots(figsize=(5, 5))
+  for c in classes:
+    if 0 < (labels == c).sum() < len(labels):
+      RocCurveDisplay.from_predictions(labels == c, probs[:, c], name=class_names[c], ax=ax)
+  ax.plot([0, 1], [0, 1], 'k--', lw=0.8)
+  ax.set(title='ROC (test split)')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def confusion(matrix: np.ndarray, class_names, path: Path) -> None:
+  fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 3, 1.2 * len(class_names) + 2.5))
+  ConfusionMatrixDisplay(matrix, display_labels=class_names).plot(ax=ax, colorbar=False,
+                                                                  cmap='Blues')
+  ax.set(title='confusion matrix (test split)')
+  plt.setp(ax.get_xticklabels(), rotation=30, ha='right')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,23 @@
+"""Running a model over a list of records, in padded full batches (one compilation)."""
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from research.data import eval_batches
+from research.train.step import shard_batch
+
+
+def predict(eval_step, state, records, data_config, size: int, batch_size: int, mesh,
+            desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(logits, probabilities, labels) for `records`, in order."""
+  outputs, labels = [], []
+  batches = eval_batches(records, data_config, size, batch_size)
+  for batch in tqdm(batches, total=-(-len(records) // batch_size), desc=desc, unit='batch',
+                    leave=False):
+    n = len(batch['label'])
+    images = np.concatenate([batch['image'], np.repeat(batch['image'][-1:], batch_size - n, 0)])
+    outputs.append((eval_step(state, shard_batch({'image': images}, mesh)['image']), n))
+    labels.append(batch['label'])
+  logits = np.concatenate([np.asarray(jax.device_get(o[0]))[:n] for o, n in outputs])
+  probs = np.concatenate([np.asarray(jax.device_get(o[1]))[:n] for o, n in outputs])
+  return logits, probs, np.concatenate(labels)

@@ -1,0 +1,79 @@
+"""Which parameters train, and making frozen layers cost nothing in the backward pass.
+
+Labels come from two config rules over '/'-joined parameter paths
+('backbone/blocks_3/expand/conv/kernel'): `before`, a path prefix, freezes every
+parameter created before the first one under it; `patterns` are regexes that
+freeze what they match. Parameter order is the model's creation order.
+
+The train step differentiates only the trainable parameters (frozen ones are
+closed over as constants) and runs frozen BatchNorm layers in inference mode,
+so the backward pass stops at the first trainable layer.
+"""
+import contextlib
+import difflib
+import re
+
+import flax.linen as nn
+from flax import traverse_util
+
+TRAINABLE, FROZEN = 'trainable', 'frozen'
+
+
+class FreezeError(ValueError):
+  """A freeze rule names nothing in the model."""
+
+
+def flat(tree) -> dict:
+  return traverse_util.flatten_dict(tree, sep='/')
+
+
+def unflat(tree: dict):
+  return traverse_util.unflatten_dict(tree, sep='/')
+
+
+def param_labels(params, before: str = '', patterns=()) -> dict:
+  """{path: 'trainable' | 'frozen'}, in the model's creation order."""
+  paths = list(flat(params))
+  start = 0
+  if before:
+    hits = [i for i, p in enumerate(paths) if p == before or p.startswith(before + '/')]
+    if not hits:
+      modules = sorted({p.rsplit('/', 2)[0] for p in paths})
+      near = difflib.get_close_matches(before, modules, n=1, cutoff=0.0)
+      raise FreezeError(f'freeze.before {before!r} matches no parameter path; nearest module: '
+                        f'{near[0]!r}' if near else f'freeze.before {before!r} matches nothing')
+    start = hits[0]
+  regexes = [re.compile(p) for p in patterns]
+  return {p: FROZEN if i < start or any(r.search(p) for r in regexes) else TRAINABLE
+          for i, p in enumerate(paths)}
+
+
+def partition(params, labels: dict) -> tuple[dict, dict]:
+  """(trainable, frozen) flat dicts of `params`."""
+  leaves = flat(params)
+  return ({p: v for p, v in leaves.items() if labels[p] == TRAINABLE},
+          {p: v for p, v in leaves.items() if labels[p] == FROZEN})
+
+
+def frozen_batchnorm_paths(labels: dict) -> frozenset:
+  """Module paths of BatchNorm layers whose scale and bias are both frozen."""
+  modules = {}
+  for path, label in labels.items():
+    module, leaf = path.rsplit('/', 1)
+    if leaf in ('scale', 'bias'):
+      modules.setdefault(module, []).append(label)
+  return frozenset(m for m, ls in modules.items() if all(l == FROZEN for l in ls))
+
+
+@contextlib.contextmanager
+def frozen_batchnorm_in_inference_mode(paths: frozenset):
+  """Within this context, those BatchNorm layers use (and keep) their running statistics."""
+  def interceptor(next_fun, args, kwargs, context):
+    module = context.module
+    if (isinstance(module, nn.BatchNorm) and context.method_name == '__call__'
+        and '/'.join(module.path) in paths):
+      kwargs = {**kwargs, 'use_running_average': True}
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(interceptor):
+    yield

@@ -1,0 +1,33 @@
+"""Per-epoch metrics: a JSON-lines file (the record) and TensorBoard (for browsing)."""
+import json
+from pathlib import Path
+
+from tensorboardX import SummaryWriter
+
+
+def read(path: Path) -> list[dict]:
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class History:
+  """Appends one record per epoch; on resume, forgets epochs after the restored one."""
+
+  def __init__(self, path: Path, tensorboard_dir: Path, last_epoch: int):
+    self.path = path
+    self.records = [r for r in read(path) if r['epoch'] <= last_epoch]
+    path.write_text(''.join(json.dumps(r) + '\n' for r in self.records))
+    self.writer = SummaryWriter(str(tensorboard_dir))
+
+  def append(self, record: dict) -> None:
+    self.records.append(record)
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    for key, value in record.items():
+      if key != 'epoch':
+        self.writer.add_scalar(key, value, record['epoch'])
+    self.writer.flush()
+
+  def close(self) -> None:
+    self.writer.close()

@@ -1,0 +1,39 @@
+"""The train state, and building it from a config (pretrained weights, freezing, optimizer)."""
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.training import train_state
+
+from research import weights
+from research.models import get_spec
+from research.train.freeze import param_labels
+from research.train.optim import make_optimizer
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any
+
+
+def init_variables(model, config, rng) -> dict:
+  """Initialised params/batch_stats, with the registry's pretrained weights if asked."""
+  spec = get_spec(config.model.name)
+  images = jnp.zeros((1, spec.input_size, spec.input_size, 3), jnp.uint8)
+  variables = jax.jit(model.init)(rng, images)
+  variables = {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
+  if config.model.pretrained:
+    variables = jax.tree.map(np.asarray, variables)
+    variables = weights.load_pretrained(variables, spec, config.model.weights or None,
+                                        dont_load=tuple(config.model.dont_load))
+  return variables
+
+
+def create_train_state(model, config, steps_per_epoch: int, rng) -> tuple[TrainState, dict]:
+  """(state, labels): labels say which parameter paths train."""
+  variables = init_variables(model, config, rng)
+  labels = param_labels(variables['params'], config.freeze.before, tuple(config.freeze.patterns))
+  tx = make_optimizer(config.optimizer, steps_per_epoch, labels)
+  state = TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
+                            batch_stats=variables['batch_stats'])
+  return state, labels
