@@ -13,6 +13,7 @@ import contextlib
 import difflib
 import re
 
+import jax
 import flax.linen as nn
 from flax import traverse_util
 
@@ -31,9 +32,25 @@ def unflat(tree: dict):
   return traverse_util.unflatten_dict(tree, sep='/')
 
 
-def param_labels(params, before: str = '', patterns=()) -> dict:
-  """{path: 'trainable' | 'frozen'}, in the model's creation order."""
-  paths = list(flat(params))
+def creation_order(model, *inputs) -> list[str]:
+  """Module paths in the order the model first calls them (jax transforms sort dict keys)."""
+  order = []
+
+  def record(next_fun, args, kwargs, context):
+    path = '/'.join(context.module.path)
+    if path not in order:
+      order.append(path)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(model.init, jax.random.key(0), *inputs)
+  return order
+
+
+def param_labels(params, order: list[str], before: str = '', patterns=()) -> dict:
+  """{path: 'trainable' | 'frozen'}, in creation `order` (see `creation_order`)."""
+  rank = {module: i for i, module in enumerate(order)}
+  paths = sorted(flat(params), key=lambda p: (rank[p.rsplit('/', 1)[0]], p))
   start = 0
   if before:
     hits = [i for i, p in enumerate(paths) if p == before or p.startswith(before + '/')]

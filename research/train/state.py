@@ -8,7 +8,7 @@ from flax.training import train_state
 
 from research import weights
 from research.models import get_spec
-from research.train.freeze import param_labels
+from research.train.freeze import creation_order, param_labels
 from research.train.optim import make_optimizer
 
 
@@ -16,10 +16,15 @@ class TrainState(train_state.TrainState):
   batch_stats: Any
 
 
+def example_images(config):
+  size = get_spec(config.model.name).input_size
+  return jnp.zeros((1, size, size, 3), jnp.uint8)
+
+
 def init_variables(model, config, rng) -> dict:
   """Initialised params/batch_stats, with the registry's pretrained weights if asked."""
   spec = get_spec(config.model.name)
-  images = jnp.zeros((1, spec.input_size, spec.input_size, 3), jnp.uint8)
+  images = example_images(config)
   variables = jax.jit(model.init)(rng, images)
   variables = {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
   if config.model.pretrained:
@@ -32,7 +37,8 @@ def init_variables(model, config, rng) -> dict:
 def create_train_state(model, config, steps_per_epoch: int, rng) -> tuple[TrainState, dict]:
   """(state, labels): labels say which parameter paths train."""
   variables = init_variables(model, config, rng)
-  labels = param_labels(variables['params'], config.freeze.before, tuple(config.freeze.patterns))
+  labels = param_labels(variables['params'], creation_order(model, example_images(config)),
+                        config.freeze.before, tuple(config.freeze.patterns))
   tx = make_optimizer(config.optimizer, steps_per_epoch, labels)
   state = TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
                             batch_stats=variables['batch_stats'])

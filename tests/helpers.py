@@ -1,0 +1,29 @@
+"""Small real files for the tests: image folders, truncated images."""
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_image(path: Path, value: int, size: int = 40, mode: str = 'RGB', seed: int = 0) -> Path:
+  """A noisy image of mean brightness `value`."""
+  rng = np.random.default_rng(seed)
+  channels = 3 if mode == 'RGB' else 1
+  pixels = np.clip(rng.normal(value, 20, (size, size, channels)), 0, 255).astype(np.uint8)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(path)
+  return path
+
+
+def make_folder(root: Path, per_class: int = 10, classes=('bright', 'dark')) -> Path:
+  """Class-per-folder dataset: 'bright' images are light, 'dark' ones dark (learnable)."""
+  for c, name in enumerate(classes):
+    for i in range(per_class):
+      write_image(root / name / f'{name}_{i:03d}.png', 200 - 150 * c, seed=100 * c + i)
+  return root
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+  data = path.read_bytes()
+  path.write_bytes(data[:int(len(data) * keep)])
+  return path

@@ -1,0 +1,29 @@
+"""Run as a script: a few EfficientNet-Lite0 train steps; saves the parameters to argv[1].
+
+The device count comes from XLA_FLAGS, set by the caller before jax starts.
+"""
+import sys
+
+import jax
+import numpy as np
+
+from research.config import base_config
+from research.models import create_model
+from research.train.freeze import flat
+from research.train.state import create_train_state
+from research.train.step import make_mesh, make_train_step, replicate, shard_batch
+
+config = base_config()
+config.freeze.before = 'backbone/blocks_13'
+mesh = make_mesh()
+state, labels = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+state = replicate(state, mesh)
+step = jax.jit(make_train_step(labels, binary=True))
+rng = np.random.default_rng(0)
+for i in range(2):
+  batch = {'image': rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8),
+           'label': np.array([0, 1, 1, 0], np.int32)}
+  state, _ = step(state, shard_batch(batch, mesh), jax.random.key(i))
+np.savez(sys.argv[1], devices=len(jax.devices()),
+         **{k.replace('/', '.'): np.asarray(v) for k, v in flat(state.params).items()},
+         **{'stats.' + k.replace('/', '.'): np.asarray(v) for k, v in flat(state.batch_stats).items()})

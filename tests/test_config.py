@@ -1,0 +1,41 @@
+"""Config schema, overrides and their error messages."""
+import pytest
+
+from research import config as config_lib
+from research.cli.main import main
+
+
+def test_override_sets_typed_values():
+  config = config_lib.load('configs/efficientnet_adam.py')
+  config_lib.apply_override(config, 'optimizer.name=sgd')
+  config_lib.apply_override(config, 'num_epochs=3')
+  config_lib.apply_override(config, 'model.hidden=(1024, 1024)')
+  assert (config.optimizer.name, config.num_epochs, config.model.hidden) == ('sgd', 3, (1024, 1024))
+
+
+def test_unknown_key_names_the_nearest_valid_key():
+  with pytest.raises(config_lib.ConfigError) as e:
+    config_lib.apply_override(config_lib.base_config(), 'optimizer.nme=sgd')
+  assert str(e.value) == "unknown config key 'optimizer.nme'; nearest valid key: 'optimizer.name'"
+
+
+def test_wrong_type_is_named():
+  with pytest.raises(config_lib.ConfigError, match=r'--config.num_epochs=many: expected a int'):
+    config_lib.apply_override(config_lib.base_config(), 'num_epochs=many')
+
+
+def test_unknown_key_in_a_config_file(tmp_path):
+  path = tmp_path / 'bad.py'
+  path.write_text('from research.config import base_config\n'
+                  'def get_config():\n  c = base_config()\n  c.data.augment.rotate = 3.0\n'
+                  '  return c\n')
+  with pytest.raises(config_lib.ConfigError, match="'data.augment.rotate'; nearest valid key: "
+                     "'data.augment.rotation'"):
+    config_lib.load(str(path))
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
+  code = main(['configs/efficientnet_adam.py', '--config.optimizer.nme=sgd'])
+  err = capsys.readouterr().err
+  assert code == 2
+  assert err == "error: unknown config key 'optimizer.nme'; nearest valid key: 'optimizer.name'\n"

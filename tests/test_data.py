@@ -1,0 +1,105 @@
+"""Sources, the split, augmentation and bad input, on real files."""
+import ml_collections
+import numpy as np
+import pytest
+
+from helpers import make_folder, truncate, write_image
+from research.data import (DataError, find_bad_images, load_image, load_source,
+                           stratified_split, train_batches)
+from research.data.augment import augment
+
+
+def data_config(path=''):
+  return ml_collections.ConfigDict(dict(path=str(path), elpv_task='binary', threads=2, augment=dict(
+      rotation=40.0, shear=0.2, zoom=0.2, hflip=True)))
+
+
+def test_folder_source_labels_follow_sorted_class_folders(tmp_path):
+  source = load_source(data_config(make_folder(tmp_path, per_class=3)))
+  assert source.class_names == ('bright', 'dark')
+  assert source.labels == (0, 0, 0, 1, 1, 1)
+  assert all('/bright/' in p for p in source.paths[:3])
+
+
+def test_csv_source_resolves_paths_relative_to_the_csv(tmp_path):
+  make_folder(tmp_path, per_class=2)
+  (tmp_path / 'labels.csv').write_text(
+      'path,label\nbright/bright_000.png,b\ndark/dark_000.png,d\nbright/bright_001.png,b\n')
+  source = load_source(data_config(tmp_path / 'labels.csv'))
+  assert source.class_names == ('b', 'd')
+  assert sorted(source.labels) == [0, 0, 1]
+
+
+def test_elpv_default_has_all_images_and_both_tasks():
+  binary = load_source(data_config())
+  assert len(binary.paths) == 2624 and binary.class_names == ('functional', 'defective')
+  config = data_config()
+  config.elpv_task = 'levels'
+  levels = load_source(config)
+  assert set(levels.labels) == {0, 1, 2, 3}
+  assert [l > 0 for l in levels.labels] == [bool(l) for l in binary.labels]
+
+
+def test_missing_data_path_is_one_clear_line(tmp_path):
+  with pytest.raises(DataError) as e:
+    load_source(data_config(tmp_path / 'nope'))
+  assert str(e.value) == (f'data.path {tmp_path / "nope"} does not exist: point --config.data.path '
+                          'at a folder with one sub-folder per class, or at a CSV of path,label')
+
+
+def test_class_folder_without_images_is_named(tmp_path):
+  make_folder(tmp_path, per_class=2)
+  (tmp_path / 'empty').mkdir()
+  (tmp_path / 'empty' / 'notes.txt').write_text('no images here')
+  with pytest.raises(DataError, match=f'class folder {tmp_path / "empty"} has no images'):
+    load_source(data_config(tmp_path))
+
+
+def test_split_is_stratified_disjoint_complete_and_deterministic():
+  labels = [0] * 70 + [1] * 30
+  split = stratified_split(labels, (0.7, 0.15, 0.15), seed=3)
+  together = np.concatenate([split['train'], split['val'], split['test']])
+  assert sorted(together.tolist()) == list(range(100))
+  assert [len(split[s]) for s in ('train', 'val', 'test')] == [70, 15, 15]
+  assert sum(labels[i] for i in split['train']) == 21  # 30% of 70: stratified
+  again = stratified_split(labels, (0.7, 0.15, 0.15), seed=3)
+  assert all((split[s] == again[s]).all() for s in split)
+  other = stratified_split(labels, (0.7, 0.15, 0.15), seed=4)
+  assert not (split['test'] == other['test']).all()
+
+
+def test_truncated_image_is_skipped_and_named_or_stops_the_run(tmp_path):
+  good = write_image(tmp_path / 'good.png', 100)
+  bad = truncate(write_image(tmp_path / 'bad.jpg', 100, size=200).rename(tmp_path / 'bad.jpg'))
+  assert list(find_bad_images([str(good), str(bad)], 'skip')) == [str(bad)]
+  with pytest.raises(DataError, match=f'cannot read image {bad} .*set --config.data.on_bad_image=skip'):
+    find_bad_images([str(good), str(bad)], 'error')
+
+
+def test_greyscale_images_become_three_channels(tmp_path):
+  path = write_image(tmp_path / 'grey.png', 90, mode='L')
+  image = load_image(str(path), 32)
+  assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+  assert (image[..., 0] == image[..., 2]).all()
+
+
+def test_augmentation_is_deterministic_per_seed_and_identity_when_off():
+  image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+  cfg = data_config().augment
+  a = augment(image, np.random.default_rng(7), cfg)
+  b = augment(image, np.random.default_rng(7), cfg)
+  assert (a == b).all() and not (a == image).all()
+  off = ml_collections.ConfigDict(dict(rotation=0.0, shear=0.0, zoom=0.0, hflip=False))
+  assert (augment(image, np.random.default_rng(7), off) == image).all()
+
+
+def test_train_batches_reshuffle_per_epoch_and_repeat_per_seed(tmp_path):
+  source = load_source(data_config(make_folder(tmp_path, per_class=4)))
+  records = list(zip(source.paths, source.labels))
+  labels = lambda epoch, seed: np.concatenate(
+      [b['label'] for b in train_batches(records, epoch, data_config(tmp_path), 16, 4, seed)])
+  first = [b['image'] for b in train_batches(records, 1, data_config(tmp_path), 16, 4, 0)]
+  again = [b['image'] for b in train_batches(records, 1, data_config(tmp_path), 16, 4, 0)]
+  assert all((x == y).all() for x, y in zip(first, again))
+  assert len(first) == 2 and first[0].shape == (4, 16, 16, 3)
+  assert any((labels(1, 0) != labels(e, 0)).any() for e in (2, 3, 4))

@@ -1,0 +1,75 @@
+"""End to end through the CLI on a real image folder: outputs, resume, eval, gradcam."""
+import json
+
+import numpy as np
+import pytest
+
+from helpers import make_folder
+from research import rundir
+from research.cli.main import main
+from research.evaluate.run import load_trained
+from research.train.freeze import flat
+
+SMALL = ['--config.model.name=simple_cnn', '--config.model.pretrained=False', '--config.freeze.before=',
+         '--config.batch_size=4', '--config.gradcam.num_images=2',
+         '--config.data.augment.rotation=10.0', '--config.data.augment.hflip=True']
+
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory):
+  return make_folder(tmp_path_factory.mktemp('images'), per_class=12)
+
+
+def train(folder, workdir, epochs, *extra):
+  return main(['configs/efficientnet_adam.py', *SMALL, f'--config.data.path={folder}',
+               f'--config.workdir={workdir}', f'--config.num_epochs={epochs}', *extra])
+
+
+def test_a_run_writes_every_output_and_resumes_bit_identically(folder, tmp_path):
+  assert train(folder, tmp_path / 'full', 2) == 0
+  full = tmp_path / 'full'
+  for name in ('config.json', 'split.json', 'metrics.jsonl', 'curves.png', 'report.json',
+               'report.md', 'roc.png', 'confusion.png'):
+    assert (full / name).exists(), name
+  assert len(list((full / rundir.GRADCAM).glob('*.png'))) == 2
+  assert sorted(p.name for p in (full / 'checkpoints').iterdir() if p.name.isdigit()) == ['1', '2']
+  split = json.loads((full / 'split.json').read_text())
+  assert not {p for p, _ in split['test']} & {p for p, _ in split['train']}
+
+  assert train(folder, tmp_path / 'resumed', 1) == 0
+  assert train(folder, tmp_path / 'resumed', 2, '--resume', str(tmp_path / 'resumed')) == 0
+  a, b = load_trained(full), load_trained(tmp_path / 'resumed')
+  assert a.epoch == b.epoch == 2
+  for path, value in flat(a.state.params).items():
+    assert np.array_equal(value, flat(b.state.params)[path]), path
+  drop_time = lambda r: {k: v for k, v in r.items() if k not in ('seconds', 'train_images_per_s')}
+  history = lambda d: [drop_time(json.loads(l)) for l in (d / 'metrics.jsonl').read_text().split()]
+  assert history(full) == history(tmp_path / 'resumed')
+
+
+def test_eval_reproduces_the_report_and_gradcam_writes_pngs(folder, tmp_path, capsys):
+  assert train(folder, tmp_path / 'run', 1) == 0
+  report = json.loads((tmp_path / 'run' / 'report.json').read_text())
+  assert main(['eval', str(tmp_path / 'run')]) == 0
+  assert json.loads((tmp_path / 'run' / 'report.json').read_text()) == report
+  image = next((folder / 'dark').iterdir())
+  capsys.readouterr()
+  assert main(['gradcam', str(tmp_path / 'run'), str(image)]) == 0
+  assert capsys.readouterr().out.strip() == str(tmp_path / 'run' / 'gradcam' / f'{image.stem}.png')
+
+
+def test_resume_with_a_different_config_names_the_keys(folder, tmp_path, capsys):
+  assert train(folder, tmp_path / 'run', 1) == 0
+  capsys.readouterr()
+  assert train(folder, tmp_path / 'run', 2, '--config.optimizer.name=sgd',
+               '--resume', str(tmp_path / 'run')) == 2
+  assert 'optimizer.name differ' in capsys.readouterr().err
+
+
+def test_a_run_directory_is_never_overwritten(folder, tmp_path, capsys):
+  assert train(folder, tmp_path / 'run', 1) == 0
+  saved = (tmp_path / 'run' / 'report.json').read_text()
+  capsys.readouterr()
+  assert train(folder, tmp_path / 'run', 1) == 2
+  assert 'already holds a run' in capsys.readouterr().err
+  assert (tmp_path / 'run' / 'report.json').read_text() == saved

@@ -1,0 +1,65 @@
+"""Weight files: download via file:// into the cache, sha256 checks, wrong architectures."""
+import hashlib
+
+import numpy as np
+import pytest
+
+from research.weights import PortError, WeightFile, WeightFileError, load_into, resolve
+from research.weights.port import port_state_dict
+from research.weights import tables
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+  monkeypatch.setenv('RESEARCH_CACHE', str(tmp_path / 'cache'))
+  return tmp_path / 'cache' / 'weights'
+
+
+def published(tmp_path, content=b'weights' * 1000):
+  source = tmp_path / 'server' / 'w.pth'
+  source.parent.mkdir()
+  source.write_bytes(content)
+  return source, WeightFile('w.pth', source.as_uri(), hashlib.sha256(content).hexdigest())
+
+
+def test_downloads_once_into_the_cache(tmp_path, cache):
+  source, wf = published(tmp_path)
+  assert resolve(wf) == cache / 'w.pth'
+  source.unlink()  # offline from now on: the cached copy is used
+  assert resolve(wf).read_bytes() == b'weights' * 1000
+
+
+def test_corrupt_file_names_file_and_both_hashes(tmp_path, cache):
+  source, wf = published(tmp_path)
+  resolve(wf)
+  (cache / 'w.pth').write_bytes(b'truncated')
+  actual = hashlib.sha256(b'truncated').hexdigest()
+  with pytest.raises(WeightFileError) as e:
+    resolve(wf)
+  assert str(e.value) == (f'{cache / "w.pth"}: sha256 is {actual}, expected {wf.sha256}; the file '
+                          f'is corrupt or not this model\'s: delete it and fetch it again')
+
+
+def test_missing_file_offline_names_url_and_cache_path(tmp_path, cache):
+  source, wf = published(tmp_path)
+  source.unlink()
+  with pytest.raises(WeightFileError, match=f'could not download {wf.url} .*: put w.pth at '
+                     f'{cache / "w.pth"}$'):
+    resolve(wf)
+
+
+def test_missing_local_path_is_named(tmp_path):
+  _, wf = published(tmp_path)
+  with pytest.raises(WeightFileError, match=f'weight file {tmp_path / "x.pth"} does not exist'):
+    resolve(wf, str(tmp_path / 'x.pth'))
+
+
+def test_weights_of_another_architecture_name_the_key():
+  state = {'features.0.0.weight': np.zeros((32, 3, 3, 3), np.float32)}
+  with pytest.raises(PortError, match="key 'features.0.0.weight' matches no row"):
+    port_state_dict(state, tables.EFFICIENTNET_LITE)
+  variables = {'params': {'backbone': {'stem': {'conv': {'kernel': np.zeros((3, 3, 3, 16))}}}}}
+  ported = {'params/backbone/stem/conv/kernel': np.zeros((3, 3, 3, 32))}
+  with pytest.raises(PortError, match=r'params/backbone/stem/conv/kernel: weight file has shape '
+                     r'\(3, 3, 3, 32\), model has \(3, 3, 3, 16\)'):
+    load_into(variables, ported)
