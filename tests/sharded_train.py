@@ -1,6 +1,8 @@
 """Run as a script: a few EfficientNet-Lite0 train steps; saves the parameters to argv[1].
 
-The device count comes from XLA_FLAGS, set by the caller before jax starts.
+The device count comes from XLA_FLAGS, set by the caller before jax starts. SGD, not
+Adam: Adam's first steps are ~lr * sign(gradient), which turns float rounding in
+near-zero gradients into lr-sized differences and would hide what is compared.
 """
 import sys
 
@@ -15,6 +17,7 @@ from research.train.step import make_mesh, make_train_step, replicate, shard_bat
 
 config = base_config()
 config.freeze.before = 'backbone/blocks_13'
+config.optimizer.name = 'sgd'
 mesh = make_mesh()
 state, labels = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
 state = replicate(state, mesh)

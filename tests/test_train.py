@@ -43,7 +43,7 @@ def test_a_run_writes_every_output_and_resumes_bit_identically(folder, tmp_path)
   for path, value in flat(a.state.params).items():
     assert np.array_equal(value, flat(b.state.params)[path]), path
   drop_time = lambda r: {k: v for k, v in r.items() if k not in ('seconds', 'train_images_per_s')}
-  history = lambda d: [drop_time(json.loads(l)) for l in (d / 'metrics.jsonl').read_text().split()]
+  history = lambda d: [drop_time(json.loads(l)) for l in (d / 'metrics.jsonl').read_text().splitlines()]
   assert history(full) == history(tmp_path / 'resumed')
 
 
