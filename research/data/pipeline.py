@@ -21,17 +21,23 @@ def _read_options(threads: int, batch_size: int) -> grain.ReadOptions:
   return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * batch_size)
 
 
-def train_batches(records, epoch: int, data_config, size: int, batch_size: int, seed: int):
-  """One epoch of shuffled, augmented, full batches: {'image': uint8 NHWC, 'label': int32}."""
+def train_batches(records, epoch: int, data_config, size: int, batch_size: int, seed: int,
+                  shard: tuple[int, int] = (0, 1)):
+  """One epoch of shuffled, augmented, full batches: {'image': uint8 NHWC, 'label': int32}.
+
+  With `shard=(process_index, process_count)` each host reads its own slice of
+  every global batch of `batch_size`.
+  """
+  index, count = shard
   def load(record, rng):
     image = load_image(record[0], size)
     return {'image': augment(image, rng, data_config.augment),
             'label': np.int32(record[1])}
 
   ds = (grain.MapDataset.source(list(records))
-        .shuffle(seed=epoch_seed(seed, epoch))
+        .shuffle(seed=epoch_seed(seed, epoch))[index::count]
         .random_map(load, seed=epoch_seed(seed + 1, epoch))
-        .batch(batch_size, drop_remainder=True))
+        .batch(batch_size // count, drop_remainder=True))
   return ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
 
 

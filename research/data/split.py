@@ -28,10 +28,13 @@ def stratified_split(labels, fractions, seed: int) -> dict[str, np.ndarray]:
   return {'train': np.sort(train), 'val': np.sort(val), 'test': np.sort(test)}
 
 
-def save_split(path: Path, source: Source, split: dict[str, np.ndarray]) -> None:
-  record = {'class_names': list(source.class_names), 'source': source.description}
-  for name in SPLITS:
-    record[name] = [[source.paths[i], source.labels[i]] for i in split[name]]
+def split_records(source: Source, split: dict[str, np.ndarray]) -> dict[str, list]:
+  """{split: [(path, label), ...]} for indices from `stratified_split`."""
+  return {name: [(source.paths[i], source.labels[i]) for i in split[name]] for name in SPLITS}
+
+
+def save_split(path: Path, source: Source, records: dict[str, list]) -> None:
+  record = {'class_names': list(source.class_names), 'source': source.description, **records}
   path.write_text(json.dumps(record, indent=1))
 
 

@@ -1,0 +1,1 @@
+"""Training: freezing rules, optimizer, train state, the sharded step, checkpoints, the loop."""
