@@ -73,3 +73,22 @@ def test_a_run_directory_is_never_overwritten(folder, tmp_path, capsys):
   assert train(folder, tmp_path / 'run', 1) == 2
   assert 'already holds a run' in capsys.readouterr().err
   assert (tmp_path / 'run' / 'report.json').read_text() == saved
+
+
+def test_missing_weight_file_stops_before_the_run_dir_is_written(folder, tmp_path, capsys):
+  code = main(['configs/efficientnet_adam.py', f'--config.data.path={folder}', '--config.batch_size=4',
+               f'--config.workdir={tmp_path / "run"}', f'--config.model.weights={tmp_path}/x.pth'])
+  assert code == 2
+  assert capsys.readouterr().err.splitlines()[-1] == (
+      f'error: weight file {tmp_path}/x.pth does not exist: fix --config.model.weights or leave '
+      f'it empty to use efficientnet-lite0-57934424.pth')
+  assert not (tmp_path / 'run').exists()
+
+
+def test_missing_data_path_exits_2_with_one_line(tmp_path, capsys):
+  code = main(['configs/efficientnet_adam.py', f'--config.data.path={tmp_path}/none',
+               f'--config.workdir={tmp_path / "run"}'])
+  err = capsys.readouterr().err
+  assert code == 2 and err.startswith(f'error: data.path {tmp_path}/none does not exist')
+  assert err.count('\n') == 1
+  assert not (tmp_path / 'run').exists()

@@ -1,6 +1,8 @@
 """Restoring a trained run from its directory, and evaluating it on its test split."""
 from pathlib import Path
 
+import jax
+
 from research import rundir
 from research.data import load_split, steps_per_epoch
 from research.evaluate import report
@@ -30,7 +32,7 @@ def load_trained(run_dir: Path) -> rundir.TrainedRun:
 
 def evaluate(run: rundir.TrainedRun) -> dict:
   """Test-split report (report.json, report.md, roc.png, confusion.png) in the run dir."""
-  _, probs, labels = predict(make_eval_step(run.binary), run.state, run.split['test'],
+  _, probs, labels = predict(jax.jit(make_eval_step(run.binary)), run.state, run.split['test'],
                              run.config.data, get_spec(run.config.model.name).input_size,
                              run.config.batch_size, run.mesh, 'testing')
   return report.write(run.run_dir, labels, probs, run.class_names,
