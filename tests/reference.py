@@ -22,6 +22,19 @@ def efficientnet_lite(name: str, state: dict) -> torch.nn.Module:
   return net.eval()
 
 
+def efficientnet_lite_initialised(name: str, seed: int = 0) -> torch.nn.Module:
+  """The reference with its own random init, and non-trivial BatchNorm running statistics."""
+  from efficientnet_lite_pytorch import EfficientNet  # pylint: disable=import-outside-toplevel
+  torch.manual_seed(seed)
+  net = EfficientNet.from_name(name.replace('_', '-'))
+  with torch.no_grad():
+    for module in net.modules():
+      if isinstance(module, torch.nn.BatchNorm2d):
+        module.running_mean.uniform_(-0.1, 0.1)
+        module.running_var.uniform_(0.5, 1.5)
+  return net.eval()
+
+
 def mobilenet_v2(state: dict) -> torch.nn.Module:
   net = torchvision().models.mobilenet_v2()
   net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})

@@ -1,10 +1,12 @@
 """The Flax ports equal their PyTorch references, block by block, on real photos."""
+import jax
 import numpy as np
 import pytest
 
 import reference
 from conftest import flat_intermediates, imagenet_model
-from research.models import MODELS
+from research.models import MODELS, Classifier, Head
+from research.weights import load_into, port_state_dict
 
 PORTED = ['efficientnet_lite0', 'mobilenet_v2']
 TABBY_TO_EGYPTIAN_CAT = range(281, 286)
@@ -37,3 +39,23 @@ def test_real_photos_are_classified_as_imagenet_says(name, photos):
   cat, coffee = logits.argmax(-1)
   assert cat in TABBY_TO_EGYPTIAN_CAT
   assert coffee == ESPRESSO
+
+
+
+@pytest.mark.parametrize('name', ['efficientnet_lite1', 'efficientnet_lite2'])
+def test_scaled_lite_variants_match_reference_on_reference_initialised_weights(name, photos):
+  """Lite1/2 files are not installed here: the reference's own initialisation, exported as a
+  state_dict, proves the width/depth scaling and the key table through the same port."""
+  net = reference.efficientnet_lite_initialised(name)
+  spec = MODELS[name]
+  model = Classifier(spec.backbone(), Head(1000), spec.mean, spec.std)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), photos(64)[:1])
+  variables = {k: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[k])
+               for k in ('params', 'batch_stats')}
+  state = {k: v.numpy() for k, v in net.state_dict().items()}
+  variables = load_into(variables, port_state_dict(state, spec.key_table))
+  images = photos(spec.input_size)
+  logits = np.asarray(model.apply(variables, images))
+  expected, _ = reference.run_with_hooks(net, {}, reference.normalised_nchw(images, spec.mean,
+                                                                            spec.std))
+  assert np.abs(logits - expected).max() <= 1e-4

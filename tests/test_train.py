@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import make_folder
+from helpers import make_folder, truncate
 from research import rundir
 from research.cli.main import main
 from research.evaluate.run import load_trained
@@ -92,3 +92,16 @@ def test_missing_data_path_exits_2_with_one_line(tmp_path, capsys):
   assert code == 2 and err.startswith(f'error: data.path {tmp_path}/none does not exist')
   assert err.count('\n') == 1
   assert not (tmp_path / 'run').exists()
+
+
+def test_unreadable_images_are_skipped_counted_and_listed(tmp_path, capsys):
+  images = make_folder(tmp_path / 'images', per_class=12)
+  broken = truncate(next((images / 'dark').iterdir()))
+  (images / 'bright' / 'empty.jpg').write_bytes(b'')
+  assert train(images, tmp_path / 'run', 1) == 0
+  assert 'skipping 2 unreadable images' in capsys.readouterr().out
+  listed = (tmp_path / 'run' / rundir.BAD_IMAGES).read_text().splitlines()
+  assert sorted(line.split('\t')[0] for line in listed) == sorted(
+      [str(broken), str(images / 'bright' / 'empty.jpg')])
+  split = json.loads((tmp_path / 'run' / 'split.json').read_text())
+  assert sum(len(split[s]) for s in ('train', 'val', 'test')) == 24 + 1 - 2
