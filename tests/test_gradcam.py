@@ -5,7 +5,7 @@ import torch
 
 import reference
 from conftest import imagenet_model, photo
-from research.explain import gradcam
+from research.explain import LayerError, gradcam
 from research.models import MODELS
 
 TABBY = 281
@@ -47,3 +47,10 @@ def test_binary_target_is_the_logit_or_its_negation():
   logits = np.array([[2.0], [-3.0]])
   assert target_score(logits, np.array([1, 1]), True).tolist() == [2.0, -3.0]
   assert target_score(logits, np.array([0, 0]), True).tolist() == [-2.0, 3.0]
+
+
+def test_unknown_layer_names_the_nearest_layer(photos):
+  model, variables, _ = imagenet_model('mobilenet_v2')
+  with pytest.raises(LayerError, match="'backbone/featurs_18' is not a layer of this model; "
+                     "nearest: 'backbone/features_18'"):
+    gradcam(model, variables, photos(64)[:1], 'backbone/featurs_18', binary=False)

@@ -16,8 +16,10 @@ def predict(eval_step, state, records, data_config, size: int, batch_size: int, 
                     leave=False):
     n = len(batch['label'])
     images = np.concatenate([batch['image'], np.repeat(batch['image'][-1:], batch_size - n, 0)])
-    outputs.append((eval_step(state, shard_batch({'image': images}, mesh)['image']), n))
+    outputs.append((n, eval_step(state, shard_batch({'image': images}, mesh)['image'])))
     labels.append(batch['label'])
-  logits = np.concatenate([np.asarray(jax.device_get(o[0]))[:n] for o, n in outputs])
-  probs = np.concatenate([np.asarray(jax.device_get(o[1]))[:n] for o, n in outputs])
+  # Fetched only now, so the host never waits on a batch while it could be loading the next.
+  fetched = [(n, jax.device_get(out)) for n, out in outputs]
+  logits = np.concatenate([np.asarray(l)[:n] for n, (l, _) in fetched])
+  probs = np.concatenate([np.asarray(p)[:n] for n, (_, p) in fetched])
   return logits, probs, np.concatenate(labels)

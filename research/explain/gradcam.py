@@ -19,10 +19,11 @@ class LayerError(ValueError):
   """The Grad-CAM layer is not a tapped module of the model."""
 
 
-def tapped_layers(model, images) -> list[str]:
-  shapes = jax.eval_shape(model.init, jax.random.key(0), images[:1])
-  return [k.removesuffix('/' + TAP) for k in
-          traverse_util.flatten_dict(shapes['perturbations'], sep='/')]
+def tap_shapes(model, images) -> dict:
+  """{layer path: activation shape} of every tapped layer, for these images."""
+  shapes = jax.eval_shape(model.init, jax.random.key(0), images)['perturbations']
+  return {k.removesuffix('/' + TAP): v
+          for k, v in traverse_util.flatten_dict(shapes, sep='/').items()}
 
 
 def target_score(logits, targets, binary: bool):
@@ -35,31 +36,30 @@ def target_score(logits, targets, binary: bool):
 def gradcam(model, variables, images, layer: str, binary: bool, targets=None):
   """(cams (N, h, w) in [0, 1] at the layer's resolution, logits, targets).
 
-  `targets` defaults to the predicted classes.
+  `targets` defaults to the predicted classes. One forward and one backward pass.
   """
-  layers = tapped_layers(model, images)
-  if layer not in layers:
-    near = difflib.get_close_matches(layer, layers, n=1, cutoff=0.0)
+  shapes = tap_shapes(model, images)
+  if layer not in shapes:
+    near = difflib.get_close_matches(layer, list(shapes), n=1, cutoff=0.0)
     raise LayerError(f'Grad-CAM layer {layer!r} is not a layer of this model; nearest: '
-                     f'{near[0]!r} (see research.explain.gradcam.tapped_layers)')
-  logits = model.apply(variables, images)
-  if targets is None:
-    targets = (logits[:, 0] > 0).astype(jnp.int32) if binary else logits.argmax(-1)
-  targets = jnp.asarray(targets)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), images)['perturbations']
-  zeros = {k: jnp.zeros(s.shape, s.dtype)
-           for k, s in traverse_util.flatten_dict(shapes, sep='/').items()}
+                     f'{near[0]!r} (any module path in research.explain.gradcam.tap_shapes)')
+  # flax wants every tap's perturbation once the collection is given; only `layer`'s varies.
+  zeros = {f'{k}/{TAP}': jnp.zeros(s.shape, s.dtype) for k, s in shapes.items()}
   key = f'{layer}/{TAP}'
 
-  def score(perturbation):  # flax wants every tap's perturbation once the collection is given
+  def score(perturbation):
     perturbations = traverse_util.unflatten_dict({**zeros, key: perturbation}, sep='/')
-    out, state = model.apply({**variables, 'perturbations': perturbations}, images,
-                             mutable=['intermediates'])
+    logits, state = model.apply({**variables, 'perturbations': perturbations}, images,
+                                mutable=['intermediates'])
+    chosen = targets
+    if chosen is None:  # predicted class; piecewise constant, so no gradient flows through it
+      chosen = (logits[:, 0] > 0).astype(jnp.int32) if binary else logits.argmax(-1)
+    chosen = jnp.asarray(chosen)
     activations = traverse_util.flatten_dict(state['intermediates'], sep='/')[key]
-    return target_score(out, targets, binary).sum(), activations
+    return target_score(logits, chosen, binary).sum(), (activations, logits, chosen)
 
-  grads, activations = jax.grad(score, has_aux=True)(zeros[key])
+  grads, (activations, logits, chosen) = jax.grad(score, has_aux=True)(zeros[key])
   weights = grads.mean(axis=(1, 2), keepdims=True)
   cams = jax.nn.relu((weights * activations).sum(-1))
   cams = cams / jnp.maximum(cams.max(axis=(1, 2), keepdims=True), 1e-12)
-  return np.asarray(cams), np.asarray(logits), np.asarray(targets)
+  return np.asarray(cams), np.asarray(logits), np.asarray(chosen)
