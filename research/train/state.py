@@ -8,7 +8,7 @@ from flax.training import train_state
 
 from research import weights
 from research.models import get_spec
-from research.train.freeze import creation_order, param_labels
+from research.train.freeze import FreezeError, creation_order, param_labels
 from research.train.optim import make_optimizer
 
 
@@ -34,11 +34,24 @@ def init_variables(model, config, rng) -> dict:
   return variables
 
 
+def freeze_prefix(config) -> str:
+  """`freeze.before` as a Flax path; a source-framework name ('layer4.0.conv1') is translated
+  through the model's key table."""
+  before = config.freeze.before
+  if not before or before.split('/')[0] in ('backbone', 'head'):
+    return before
+  path = weights.flax_module_path(before, get_spec(config.model.name).key_table)
+  if path is None:
+    raise FreezeError(f'freeze.before {before!r} is neither a Flax path (backbone/...) nor a '
+                      f'module name of {config.model.name}\'s weight file (e.g. layer4.0.conv1)')
+  return path
+
+
 def create_train_state(model, config, steps_per_epoch: int, rng) -> tuple[TrainState, dict]:
   """(state, labels): labels say which parameter paths train."""
   variables = init_variables(model, config, rng)
   labels = param_labels(variables['params'], creation_order(model, example_images(config)),
-                        config.freeze.before, tuple(config.freeze.patterns))
+                        freeze_prefix(config), tuple(config.freeze.patterns))
   tx = make_optimizer(config.optimizer, steps_per_epoch, labels)
   state = TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
                             batch_stats=variables['batch_stats'])

@@ -1,6 +1,7 @@
 """Pretrained weights: files (download, cache, sha256), key tables and porting."""
 from research.weights.files import WeightFile, WeightFileError, resolve
-from research.weights.port import PortError, load_into, port_state_dict, read_torch_file
+from research.weights.port import (PortError, flax_module_path, load_into, port_state_dict,
+                                   read_torch_file)
 
 
 def load_pretrained(variables: dict, spec, path: str | None = None,

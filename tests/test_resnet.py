@@ -1,0 +1,70 @@
+"""ResNet-50/101/152 equal torchvision's, from a state_dict .pth file, block by block.
+
+No ImageNet ResNet file can be had here: the reference's own initialisation is
+saved with torch.save and goes through the same reader and key table as a
+downloaded file.
+"""
+import jax
+import numpy as np
+import pytest
+import torch
+
+import reference
+from conftest import flat_intermediates
+from research.config import base_config
+from research.models import MODELS, Classifier, Head, create_model
+from research.train.freeze import TRAINABLE
+from research.train.state import create_train_state
+from research.weights import load_into, port_state_dict, read_torch_file
+
+
+def ported(net, name, tmp_path, size):
+  path = tmp_path / f'{name}.pth'
+  torch.save(net.state_dict(), path)
+  spec = MODELS[name]
+  model = Classifier(spec.backbone(), Head(1000), spec.mean, spec.std)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), np.zeros((1, size, size, 3), np.uint8))
+  variables = {k: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[k])
+               for k in ('params', 'batch_stats')}
+  return model, load_into(variables, port_state_dict(read_torch_file(path), spec.key_table))
+
+
+@pytest.mark.parametrize('name', [
+    'resnet50',
+    pytest.param('resnet101', marks=pytest.mark.slow),
+    pytest.param('resnet152', marks=pytest.mark.slow)])
+def test_resnet_matches_torchvision_block_by_block(name, photos, tmp_path):
+  net = reference.resnet_initialised(name)
+  model, variables = ported(net, name, tmp_path, 128)
+  assert sum(x.size for x in jax.tree.leaves(variables['params'])) == sum(
+      p.numel() for p in net.parameters())
+  spec = MODELS[name]
+  images = photos(128)
+  logits, inter = model.apply(variables, images, mutable=['intermediates'])
+  blocks = {f'backbone/layer{s}_{i}': block for s in range(1, 5)
+            for i, block in enumerate(getattr(net, f'layer{s}'))}
+  ref_logits, ref_blocks = reference.run_with_hooks(
+      net, blocks, reference.normalised_nchw(images, spec.mean, spec.std))
+  ours = flat_intermediates(inter)
+  scale = max(1.0, np.abs(ref_logits).max())
+  assert np.abs(np.asarray(logits) - ref_logits).max() <= 1e-4 * scale
+  for key, ref in ref_blocks.items():
+    assert np.abs(np.asarray(ours[key]) - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max()), key
+
+
+def test_freezing_from_a_torch_name_freezes_what_torch_would():
+  """`freeze.before=layer4.0.conv1` trains exactly the parameters torchvision lists from
+  layer4.0.conv1.weight on (and the new head)."""
+  net = reference.torchvision().models.resnet50()
+  names = [n for n, _ in net.named_parameters()]
+  state = {n: p.detach().numpy() for n, p in net.named_parameters()}
+  to_flax = {n: next(iter(port_state_dict({n: state[n]}, MODELS['resnet50'].key_table)))
+             for n in names}
+  expected = {to_flax[n].removeprefix('params/') for n in names[names.index('layer4.0.conv1.weight'):]
+              if not n.startswith('fc.')} | {'head/logits/kernel', 'head/logits/bias'}
+
+  config = base_config()
+  config.model.name, config.model.pretrained = 'resnet50', False
+  config.freeze.before = 'layer4.0.conv1'
+  _, labels = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  assert {p for p, l in labels.items() if l == TRAINABLE} == expected
