@@ -29,10 +29,7 @@ def ported(net, name, tmp_path, size):
   return model, load_into(variables, port_state_dict(read_torch_file(path), spec.key_table))
 
 
-@pytest.mark.parametrize('name', [
-    'resnet50',
-    pytest.param('resnet101', marks=pytest.mark.slow),
-    pytest.param('resnet152', marks=pytest.mark.slow)])
+@pytest.mark.parametrize('name', ['resnet50', 'resnet101', 'resnet152'])
 def test_resnet_matches_torchvision_block_by_block(name, photos, tmp_path):
   net = reference.resnet_initialised(name)
   model, variables = ported(net, name, tmp_path, 128)
