@@ -57,6 +57,22 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+CHOICES = {
+    'model.pooling': ('avg', 'flatten'),
+    'optimizer.name': ('adam', 'sgd'),
+    'data.elpv_task': ('binary', 'levels'),
+    'data.on_bad_image': ('skip', 'error'),
+}
+
+
+def check_choices(config) -> None:
+  """Keys with a fixed set of values hold one of them."""
+  for key, choices in CHOICES.items():
+    section, leaf = key.split('.')
+    if config[section][leaf] not in choices:
+      raise ConfigError(f'{key} is {config[section][leaf]!r}; choose one of: {", ".join(choices)}')
+
+
 def flat_keys(config, prefix='') -> list[str]:
   keys = []
   for k, v in config.items():

@@ -39,3 +39,9 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
   err = capsys.readouterr().err
   assert code == 2
   assert err == "error: unknown config key 'optimizer.nme'; nearest valid key: 'optimizer.name'\n"
+
+
+def test_a_value_outside_its_choices_is_named(capsys):
+  assert main(['configs/efficientnet_adam.py', '--config.optimizer.name=rmsprop']) == 2
+  assert capsys.readouterr().err == ("error: optimizer.name is 'rmsprop'; choose one of: "
+                                     "adam, sgd\n")

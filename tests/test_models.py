@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from research.config import base_config
+from research.config import ConfigError, base_config
 from research.models import MODELS, create_model, get_spec
 from research.train.optim import learning_rate
 
@@ -28,9 +28,9 @@ def test_global_average_pooling_head():
 
 
 def test_unknown_model_lists_the_registry():
-  with pytest.raises(ValueError, match='unknown model .resnet50.: choose one of ' +
+  with pytest.raises(ConfigError, match='unknown model .resnet18.: choose one of ' +
                      ', '.join(MODELS)):
-    get_spec('resnet50')
+    get_spec('resnet18')
 
 
 def test_step_lr_multiplies_by_gamma_every_step_epochs():

@@ -77,6 +77,7 @@ def run_experiment(args: list[str]) -> None:
   config = config_lib.load(path)
   for assignment in overrides:
     config_lib.apply_override(config, assignment)
+  config_lib.check_choices(config)
   if resume:
     run_dir = Path(resume)
     saved = rundir.load_config(run_dir)

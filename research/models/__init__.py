@@ -1,11 +1,12 @@
 """Model assembly: a registered backbone plus the head described in the config."""
+from research.config import ConfigError
 from research.models.classifier import Classifier, Head
 from research.models.registry import MODELS, ModelSpec
 
 
 def get_spec(name: str) -> ModelSpec:
   if name not in MODELS:
-    raise ValueError(f'unknown model {name!r}: choose one of {", ".join(MODELS)}')
+    raise ConfigError(f'unknown model {name!r}: choose one of {", ".join(MODELS)}')
   return MODELS[name]
 
 

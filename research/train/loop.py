@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from research import rundir
+from research.config import ConfigError
 from research.data import (DataError, Source, find_bad_images, load_source, load_split, save_split,
                            split_records, stratified_split, steps_per_epoch, train_batches)
 from research.evaluate.predict import predict
@@ -55,8 +56,8 @@ def build(config, num_classes: int, steps: int):
   model = create_model(config.model, 1 if binary else num_classes)
   mesh = make_mesh()
   if config.batch_size % len(jax.devices()):
-    raise ValueError(f'batch_size {config.batch_size} must be a multiple of the device count '
-                     f'{len(jax.devices())}: change --config.batch_size')
+    raise ConfigError(f'batch_size {config.batch_size} must be a multiple of the device count '
+                      f'{len(jax.devices())}: change --config.batch_size')
   state, labels = create_train_state(model, config, steps, jax.random.key(config.seed))
   return model, replicate(state, mesh), labels, mesh, binary
 

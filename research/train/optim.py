@@ -1,9 +1,8 @@
 """Optimizers from config, masked so frozen parameters get no update and no state."""
 import optax
 
+from research.config import CHOICES, ConfigError
 from research.train.freeze import FROZEN, TRAINABLE, unflat
-
-OPTIMIZERS = ('adam', 'sgd')
 
 
 def learning_rate(opt_config, steps_per_epoch: int):
@@ -22,5 +21,6 @@ def make_optimizer(opt_config, steps_per_epoch: int, labels: dict):
   elif opt_config.name == 'sgd':
     base = optax.sgd(lr, momentum=opt_config.momentum or None)
   else:
-    raise ValueError(f'optimizer.name {opt_config.name!r} is not one of: {", ".join(OPTIMIZERS)}')
+    raise ConfigError(f'optimizer.name {opt_config.name!r} is not one of: '
+                      f'{", ".join(CHOICES["optimizer.name"])}')
   return optax.multi_transform({TRAINABLE: base, FROZEN: optax.set_to_zero()}, unflat(labels))
