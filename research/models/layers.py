@@ -30,6 +30,22 @@ def pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
+def max_pool(x, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False):
+  """torch's MaxPool2d: `padding` pixels of -inf on every side; with `ceil_mode` the output
+  rounds up, but the last window still starts inside the (left-padded) input."""
+  def out_and_pads(size):
+    out = -(-(size + 2 * padding - kernel) // stride) if ceil_mode else (
+        (size + 2 * padding - kernel) // stride)
+    out += 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+      out -= 1
+    return padding, max((out - 1) * stride + kernel - size - padding, 0)
+
+  pads_hw = [out_and_pads(n) for n in x.shape[1:3]]
+  x = jnp.pad(x, ((0, 0), *pads_hw, (0, 0)), constant_values=-jnp.inf)
+  return nn.max_pool(x, (kernel, kernel), strides=(stride, stride))
+
+
 class DepthwiseConv(nn.Module):
   """Depthwise conv as k*k shifted multiply-adds that XLA fuses into one loop.
 

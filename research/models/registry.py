@@ -11,6 +11,7 @@ from typing import Callable
 import flax.linen as nn
 
 from research.models.efficientnet_lite import VARIANTS, EfficientNetLite
+from research.models.googlenet import GoogLeNet
 from research.models.mobilenet_v2 import MobileNetV2
 from research.models.resnet import DEPTHS, ResNet
 from research.models.simple_cnn import SimpleCNN
@@ -77,6 +78,14 @@ MODELS = {
     'resnet50': _resnet('resnet50', '0676ba61'),
     'resnet101': _resnet('resnet101', '63fe2227'),
     'resnet152': _resnet('resnet152', '394f9c45'),
+    # torchvision IMAGENET1K_V1; its transform_input makes the inputs (x - 127.5) / 127.5.
+    'googlenet': ModelSpec(
+        backbone=GoogLeNet, input_size=224, mean=(127.5,) * 3, std=(127.5,) * 3,
+        gradcam_layer='backbone/inception5b',
+        weights=WeightFile('googlenet-1378be20.pth',
+                           'https://download.pytorch.org/models/googlenet-1378be20.pth',
+                           '1378be20'),
+        key_table=tables.GOOGLENET),
     # No pretraining; Keras-style rescale 1/255.
     'simple_cnn': ModelSpec(backbone=SimpleCNN, input_size=224, mean=(0.0,) * 3,
                             std=(255.0,) * 3, gradcam_layer='backbone'),

@@ -4,9 +4,8 @@ torchvision's v1.5 bottleneck: the stride sits on the 3x3 conv; BN eps 1e-5,
 momentum 0.1 (Flax 0.9); the stem max-pool pads one pixel on every side.
 """
 import flax.linen as nn
-import jax.numpy as jnp
 
-from research.models.layers import ConvBN, tap
+from research.models.layers import ConvBN, max_pool, tap
 
 DEPTHS = {'resnet50': (3, 4, 6, 3), 'resnet101': (3, 4, 23, 3), 'resnet152': (3, 8, 36, 3)}
 TORCH = dict(padding='symmetric', bn_eps=1e-5, bn_momentum=0.9)
@@ -34,8 +33,7 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = ConvBN(64, kernel=7, stride=2, act=nn.relu, name='stem', **TORCH)(x, train)
-    x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
-    x = nn.max_pool(x, (3, 3), strides=(2, 2))
+    x = max_pool(x, 3, 2, padding=1)
     for stage, depth in enumerate(self.depths):
       for i in range(depth):
         stride = 2 if stage > 0 and i == 0 else 1

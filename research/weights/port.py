@@ -48,6 +48,8 @@ def port_state_dict(state: dict[str, np.ndarray], table) -> dict[str, np.ndarray
       continue
     for pattern, target in rules:
       match = pattern.fullmatch(module)
+      if match and target is None:  # a row that drops what it matches
+        break
       if match and leaf in LEAVES:
         collection, name, array = convert_leaf(leaf, value)
         ported[f'{collection}/{target.format(*match.groups())}/{name}'] = array

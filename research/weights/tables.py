@@ -3,7 +3,8 @@
 Data only, in the style of jax-resnet's `pt2jax` tables. Leaf names are mapped
 by `research.weights.port` (weight/bias/running_mean/running_var), which also
 transposes kernels (torch OIHW -> Flax HWIO; depthwise (C,1,H,W) -> (H,W,1,C)
-by the same transpose; Linear (out,in) -> (in,out)). First matching row wins.
+by the same transpose; Linear (out,in) -> (in,out)). First matching row wins;
+a row whose target is None drops what it matches.
 """
 
 # lukemelas / EfficientNet-Lite-PyTorch names.
@@ -48,5 +49,17 @@ RESNET = (
     (r'layer(\d)\.(\d+)\.bn(\d)', 'backbone/layer{0}_{1}/conv{2}/bn'),
     (r'layer(\d)\.(\d+)\.downsample\.0', 'backbone/layer{0}_{1}/downsample/conv'),
     (r'layer(\d)\.(\d+)\.downsample\.1', 'backbone/layer{0}_{1}/downsample/bn'),
+    (r'fc', 'head/logits'),
+)
+
+# torchvision GoogLeNet names; the auxiliary classifiers (training-time only) are not ported.
+GOOGLENET = (
+    (r'conv(\d)\.conv', 'backbone/conv{0}/conv'),
+    (r'conv(\d)\.bn', 'backbone/conv{0}/bn'),
+    (r'(inception\w+)\.branch1\.conv', 'backbone/{0}/branch1/conv'),
+    (r'(inception\w+)\.branch1\.bn', 'backbone/{0}/branch1/bn'),
+    (r'(inception\w+)\.branch(\d)\.(\d)\.conv', 'backbone/{0}/branch{1}_{2}/conv'),
+    (r'(inception\w+)\.branch(\d)\.(\d)\.bn', 'backbone/{0}/branch{1}_{2}/bn'),
+    (r'aux[12]\..*', None),
     (r'fc', 'head/logits'),
 )

@@ -1,6 +1,7 @@
-"""ResNet-50/101/152 equal torchvision's, from a state_dict .pth file, block by block.
+"""ResNet-50/101/152 and GoogLeNet equal torchvision's, from a state_dict .pth file,
+block by block.
 
-No ImageNet ResNet file can be had here: the reference's own initialisation is
+No ImageNet file of these can be had here: the reference's own initialisation is
 saved with torch.save and goes through the same reader and key table as a
 downloaded file.
 """
@@ -13,6 +14,7 @@ import reference
 from conftest import flat_intermediates
 from research.config import base_config
 from research.models import MODELS, Classifier, Head, create_model
+from research.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from research.train.freeze import TRAINABLE
 from research.train.state import create_train_state
 from research.weights import load_into, port_state_dict, read_torch_file
@@ -29,24 +31,41 @@ def ported(net, name, tmp_path, size):
   return model, load_into(variables, port_state_dict(read_torch_file(path), spec.key_table))
 
 
+def assert_matches(model, variables, net, blocks, images, ref_mean, ref_std):
+  logits, inter = model.apply(variables, images, mutable=['intermediates'])
+  ref_logits, ref_blocks = reference.run_with_hooks(
+      net, blocks, reference.normalised_nchw(images, ref_mean, ref_std))
+  ours = flat_intermediates(inter)
+  scale = max(1.0, np.abs(ref_logits).max())
+  assert np.abs(np.asarray(logits) - ref_logits).max() <= 1e-4 * scale
+  for key, ref in ref_blocks.items():
+    assert np.abs(np.asarray(ours[key]) - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max()), key
+
+
 @pytest.mark.parametrize('name', ['resnet50', 'resnet101', 'resnet152'])
 def test_resnet_matches_torchvision_block_by_block(name, photos, tmp_path):
   net = reference.resnet_initialised(name)
   model, variables = ported(net, name, tmp_path, 128)
   assert sum(x.size for x in jax.tree.leaves(variables['params'])) == sum(
       p.numel() for p in net.parameters())
-  spec = MODELS[name]
-  images = photos(128)
-  logits, inter = model.apply(variables, images, mutable=['intermediates'])
   blocks = {f'backbone/layer{s}_{i}': block for s in range(1, 5)
             for i, block in enumerate(getattr(net, f'layer{s}'))}
-  ref_logits, ref_blocks = reference.run_with_hooks(
-      net, blocks, reference.normalised_nchw(images, spec.mean, spec.std))
-  ours = flat_intermediates(inter)
-  scale = max(1.0, np.abs(ref_logits).max())
-  assert np.abs(np.asarray(logits) - ref_logits).max() <= 1e-4 * scale
-  for key, ref in ref_blocks.items():
-    assert np.abs(np.asarray(ours[key]) - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max()), key
+  spec = MODELS[name]
+  assert_matches(model, variables, net, blocks, photos(128), spec.mean, spec.std)
+
+
+@pytest.mark.parametrize('size', [224, 129])  # 129: odd sizes exercise ceil_mode pooling
+def test_googlenet_matches_torchvision_block_by_block(size, photos, tmp_path):
+  """The reference as torchvision loads pretrained weights (aux classifiers in the file,
+  transform_input on, ImageNet-normalised input); the aux weights are dropped."""
+  torch.manual_seed(0)
+  net = reference.randomise_batchnorm(reference.torchvision().models.googlenet(
+      aux_logits=True, transform_input=True, init_weights=True))
+  model, variables = ported(net, 'googlenet', tmp_path, size)
+  assert sum(x.size for x in jax.tree.leaves(variables['params'])) == sum(
+      p.numel() for n, p in net.named_parameters() if not n.startswith('aux'))
+  blocks = {f'backbone/{n}': m for n, m in net.named_children() if n.startswith('inception')}
+  assert_matches(model, variables, net, blocks, photos(size), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def test_freezing_from_a_torch_name_freezes_what_torch_would():
