@@ -65,12 +65,19 @@ CHOICES = {
 }
 
 
+def lookup(config, key: str):
+  """The value at a dotted key, e.g. 'optimizer.name'."""
+  node = config
+  for part in key.split('.'):
+    node = node[part]
+  return node
+
+
 def check_choices(config) -> None:
   """Keys with a fixed set of values hold one of them."""
   for key, choices in CHOICES.items():
-    section, leaf = key.split('.')
-    if config[section][leaf] not in choices:
-      raise ConfigError(f'{key} is {config[section][leaf]!r}; choose one of: {", ".join(choices)}')
+    if lookup(config, key) not in choices:
+      raise ConfigError(f'{key} is {lookup(config, key)!r}; choose one of: {", ".join(choices)}')
 
 
 def flat_keys(config, prefix='') -> list[str]:
@@ -120,10 +127,8 @@ def apply_override(config, assignment: str) -> None:
     raise ConfigError(f'override --config.{assignment} needs a value: --config.{key}=VALUE')
   if key not in set(flat_keys(base_config())):
     raise unknown_key_error(key)
-  *parents, leaf = key.split('.')
-  node = config
-  for p in parents:
-    node = node[p]
+  parent, _, leaf = key.rpartition('.')
+  node = lookup(config, parent) if parent else config
   value = parse_value(text)
   if isinstance(node[leaf], tuple) and isinstance(value, list):
     value = tuple(value)

@@ -14,17 +14,21 @@ from research.models.layers import TAP
 from research.weights import load_pretrained, read_torch_file, resolve
 
 
+def imagenet_classifier(name: str) -> tuple[Classifier, dict]:
+  """(`name`'s backbone with a 1000-way head, zero variables to port weights into)."""
+  spec = MODELS[name]
+  model = Classifier(spec.backbone(), Head(1000), spec.mean, spec.std)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.uint8))
+  return model, {k: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[k])
+                 for k in ('params', 'batch_stats')}
+
+
 @functools.cache
 def imagenet_model(name: str):
   """(Classifier with the pretrained 1000-way head, variables, source state_dict)."""
-  spec = MODELS[name]
-  model = Classifier(spec.backbone(), Head(1000), spec.mean, spec.std)
-  shapes = jax.eval_shape(model.init, jax.random.key(0),
-                          jnp.zeros((1, spec.input_size, spec.input_size, 3), jnp.uint8))
-  variables = {k: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[k])
-               for k in ('params', 'batch_stats')}
-  variables = load_pretrained(variables, spec)
-  return model, variables, read_torch_file(resolve(spec.weights))
+  model, variables = imagenet_classifier(name)
+  variables = load_pretrained(variables, MODELS[name])
+  return model, variables, read_torch_file(resolve(MODELS[name].weights))
 
 
 def photo(name: str, size: int) -> np.ndarray:

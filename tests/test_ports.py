@@ -1,11 +1,10 @@
 """The Flax ports equal their PyTorch references, block by block, on real photos."""
-import jax
 import numpy as np
 import pytest
 
 import reference
-from conftest import flat_intermediates, imagenet_model
-from research.models import MODELS, Classifier, Head
+from conftest import flat_intermediates, imagenet_classifier, imagenet_model
+from research.models import MODELS
 from research.weights import load_into, port_state_dict
 
 PORTED = ['efficientnet_lite0', 'mobilenet_v2']
@@ -48,10 +47,7 @@ def test_scaled_lite_variants_match_reference_on_reference_initialised_weights(n
   state_dict, proves the width/depth scaling and the key table through the same port."""
   net = reference.efficientnet_lite_initialised(name)
   spec = MODELS[name]
-  model = Classifier(spec.backbone(), Head(1000), spec.mean, spec.std)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), photos(64)[:1])
-  variables = {k: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[k])
-               for k in ('params', 'batch_stats')}
+  model, variables = imagenet_classifier(name)
   state = {k: v.numpy() for k, v in net.state_dict().items()}
   variables = load_into(variables, port_state_dict(state, spec.key_table))
   images = photos(spec.input_size)

@@ -11,24 +11,21 @@ import pytest
 import torch
 
 import reference
-from conftest import flat_intermediates
+from conftest import flat_intermediates, imagenet_classifier
 from research.config import base_config
-from research.models import MODELS, Classifier, Head, create_model
+from research.models import MODELS, create_model
 from research.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from research.train.freeze import TRAINABLE
 from research.train.state import create_train_state
 from research.weights import load_into, port_state_dict, read_torch_file
 
 
-def ported(net, name, tmp_path, size):
+def ported(net, name, tmp_path):
   path = tmp_path / f'{name}.pth'
   torch.save(net.state_dict(), path)
-  spec = MODELS[name]
-  model = Classifier(spec.backbone(), Head(1000), spec.mean, spec.std)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), np.zeros((1, size, size, 3), np.uint8))
-  variables = {k: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[k])
-               for k in ('params', 'batch_stats')}
-  return model, load_into(variables, port_state_dict(read_torch_file(path), spec.key_table))
+  model, variables = imagenet_classifier(name)
+  return model, load_into(variables, port_state_dict(read_torch_file(path),
+                                                     MODELS[name].key_table))
 
 
 def assert_matches(model, variables, net, blocks, images, ref_mean, ref_std):
@@ -45,7 +42,7 @@ def assert_matches(model, variables, net, blocks, images, ref_mean, ref_std):
 @pytest.mark.parametrize('name', ['resnet50', 'resnet101', 'resnet152'])
 def test_resnet_matches_torchvision_block_by_block(name, photos, tmp_path):
   net = reference.resnet_initialised(name)
-  model, variables = ported(net, name, tmp_path, 128)
+  model, variables = ported(net, name, tmp_path)
   assert sum(x.size for x in jax.tree.leaves(variables['params'])) == sum(
       p.numel() for p in net.parameters())
   blocks = {f'backbone/layer{s}_{i}': block for s in range(1, 5)
@@ -61,7 +58,7 @@ def test_googlenet_matches_torchvision_block_by_block(size, photos, tmp_path):
   torch.manual_seed(0)
   net = reference.randomise_batchnorm(reference.torchvision().models.googlenet(
       aux_logits=True, transform_input=True, init_weights=True))
-  model, variables = ported(net, 'googlenet', tmp_path, size)
+  model, variables = ported(net, 'googlenet', tmp_path)
   assert sum(x.size for x in jax.tree.leaves(variables['params'])) == sum(
       p.numel() for n, p in net.named_parameters() if not n.startswith('aux'))
   blocks = {f'backbone/{n}': m for n, m in net.named_children() if n.startswith('inception')}

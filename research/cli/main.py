@@ -44,13 +44,9 @@ def parse_train_args(args: list[str]):
 
 
 def flat_values(config) -> dict:
-  values = {}
-  for key in config_lib.flat_keys(config):
-    node = config
-    for part in key.split('.'):
-      node = node[part]
-    values[key] = tuple(node) if isinstance(node, list) else node  # JSON has lists for tuples
-  return values
+  values = {k: config_lib.lookup(config, k) for k in config_lib.flat_keys(config)}
+  return {k: tuple(v) if isinstance(v, list) else v  # JSON has lists for tuples
+          for k, v in values.items()}
 
 
 def differing_keys(a, b) -> list[str]:

@@ -2,5 +2,4 @@
 from research.data.images import find_bad_images, load_image
 from research.data.pipeline import eval_batches, steps_per_epoch, train_batches
 from research.data.sources import DataError, Source, load_source
-from research.data.split import (SPLITS, load_split, save_split, split_records,
-                                 stratified_split)
+from research.data.split import load_split, save_split, split_records, stratified_split

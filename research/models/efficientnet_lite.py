@@ -8,7 +8,7 @@ import math
 
 import flax.linen as nn
 
-from research.models.layers import ConvBN, InvertedResidual, tap
+from research.models.layers import ConvBN, InvertedResidual
 
 # (repeats, kernel, stride, expand_ratio, in_filters, out_filters) per stage.
 STAGES = (
