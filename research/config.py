@@ -31,7 +31,10 @@ def base_config() -> ml_collections.ConfigDict:
       dropout=0.2,  # before every dense layer of the head
   )
   c.freeze = dict(
-      before='',  # freeze every parameter created before this path prefix ('' = none)
+      # freeze every parameter before this one: a Flax path prefix ('backbone/layer4_0'), a
+      # source-framework name ('layer4.0.conv1'), or for Keras models a Keras layer name or
+      # index ('752' = Keras's `for l in model.layers[:752]: l.trainable = False`); '' = none
+      before='',
       patterns=(),  # regexes over parameter paths to freeze as well
   )
   c.optimizer = dict(
@@ -129,7 +132,7 @@ def apply_override(config, assignment: str) -> None:
     raise unknown_key_error(key)
   parent, _, leaf = key.rpartition('.')
   node = lookup(config, parent) if parent else config
-  value = parse_value(text)
+  value = text if isinstance(node[leaf], str) else parse_value(text)
   if isinstance(node[leaf], tuple) and isinstance(value, list):
     value = tuple(value)
   try:

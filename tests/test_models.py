@@ -39,3 +39,14 @@ def test_step_lr_multiplies_by_gamma_every_step_epochs():
   schedule = learning_rate(config, steps_per_epoch=10)
   assert [float(schedule(s)) for s in (0, 49, 50, 99, 100)] == pytest.approx(
       [1e-4, 1e-4, 1e-5, 1e-5, 1e-6])
+
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_default_gradcam_layer_is_a_tapped_feature_map(name):
+  from research.explain.gradcam import tap_shapes  # pylint: disable=import-outside-toplevel
+  config = base_config()
+  config.model.name = name
+  spec = get_spec(name)
+  images = jnp.zeros((1, spec.input_size, spec.input_size, 3), jnp.uint8)
+  shape = tap_shapes(create_model(config.model, 2), images)[spec.gradcam_layer].shape
+  assert len(shape) == 4 and shape[1] > 1  # a spatial map, before pooling

@@ -1,4 +1,4 @@
-"""Weight files: download via file:// into the cache, sha256 checks, wrong architectures."""
+"""Weight files: download via file:// into the cache, checksums, wrong architectures."""
 import hashlib
 
 import numpy as np
@@ -15,11 +15,13 @@ def cache(tmp_path, monkeypatch):
   return tmp_path / 'cache' / 'weights'
 
 
-def published(tmp_path, content=b'weights' * 1000):
+def published(tmp_path, content=b'weights' * 1000, algorithm='sha256'):
   source = tmp_path / 'server' / 'w.pth'
   source.parent.mkdir()
   source.write_bytes(content)
-  return source, WeightFile('w.pth', source.as_uri(), hashlib.sha256(content).hexdigest())
+  digest = hashlib.new(algorithm, content).hexdigest()
+  return source, WeightFile('w.pth', source.as_uri(),
+                            digest if algorithm == 'sha256' else f'{algorithm}:{digest}')
 
 
 def test_downloads_once_into_the_cache(tmp_path, cache):
@@ -29,15 +31,17 @@ def test_downloads_once_into_the_cache(tmp_path, cache):
   assert resolve(wf).read_bytes() == b'weights' * 1000
 
 
-def test_corrupt_file_names_file_and_both_hashes(tmp_path, cache):
-  source, wf = published(tmp_path)
+@pytest.mark.parametrize('algorithm', ['sha256', 'md5'])  # md5: Keras's published checksums
+def test_corrupt_file_names_file_and_both_hashes(tmp_path, cache, algorithm):
+  _, wf = published(tmp_path, algorithm=algorithm)
   resolve(wf)
   (cache / 'w.pth').write_bytes(b'truncated')
-  actual = hashlib.sha256(b'truncated').hexdigest()
+  actual = hashlib.new(algorithm, b'truncated').hexdigest()
+  expected = wf.digest.removeprefix(f'{algorithm}:')
   with pytest.raises(WeightFileError) as e:
     resolve(wf)
-  assert str(e.value) == (f'{cache / "w.pth"}: sha256 is {actual}, expected {wf.sha256}; the file '
-                          f'is corrupt or not this model\'s: delete it and fetch it again')
+  assert str(e.value) == (f'{cache / "w.pth"}: {algorithm} is {actual}, expected {expected}; the '
+                          f'file is corrupt or not this model\'s: delete it and fetch it again')
 
 
 def test_missing_file_offline_names_url_and_cache_path(tmp_path, cache):

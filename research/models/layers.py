@@ -23,9 +23,12 @@ def tap(module: nn.Module, x: jnp.ndarray) -> jnp.ndarray:
 
 
 def pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
-  """'SAME' is TensorFlow's (the odd pixel goes bottom/right); 'symmetric' is torch's k//2."""
+  """'SAME' is TensorFlow's (the odd pixel goes bottom/right); 'symmetric' is torch's k//2;
+  'VALID' is none."""
   if padding == 'symmetric':
     return kernel // 2, kernel // 2
+  if padding == 'VALID':
+    return 0, 0
   total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
   return total // 2, total - total // 2
 
@@ -46,29 +49,36 @@ def max_pool(x, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = Fa
   return nn.max_pool(x, (kernel, kernel), strides=(stride, stride))
 
 
-class DepthwiseConv(nn.Module):
-  """Depthwise conv as k*k shifted multiply-adds that XLA fuses into one loop.
+Padding = str | tuple[tuple[int, int], tuple[int, int]]  # a `pads` mode, or explicit pixels
 
-  XLA:CPU runs `feature_group_count=C` convolutions 5-12x slower than this
-  (forward and backward, measured in BENCHMARKS.md). Same parameter as
-  `nn.Conv(C, groups=C)`: a (k, k, 1, C) kernel, no bias.
-  """
+
+def depthwise_conv(x, w, stride: int, padding: Padding):
+  """Depthwise conv with a (k, k, 1, C) kernel as k*k shifted multiply-adds that XLA fuses
+  into one loop. XLA:CPU runs `feature_group_count=C` convolutions 5-12x slower than this
+  (forward and backward, measured in BENCHMARKS.md)."""
+  k, s = w.shape[0], stride
+  if isinstance(padding, str):
+    padding = tuple(pads(n, k, s, padding) for n in x.shape[1:3])
+  x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+  out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+  out = 0
+  for i in range(k):
+    for j in range(k):
+      out = out + x[:, i:i + (out_h - 1) * s + 1:s, j:j + (out_w - 1) * s + 1:s, :] * w[i, j, 0]
+  return out
+
+
+class DepthwiseConv(nn.Module):
+  """Same parameter as `nn.Conv(C, groups=C)`: a (k, k, 1, C) kernel, no bias."""
   kernel: int
   stride: int = 1
-  padding: str = 'SAME'
+  padding: Padding = 'SAME'
 
   @nn.compact
   def __call__(self, x):
-    k, s = self.kernel, self.stride
+    k = self.kernel
     w = self.param('kernel', nn.initializers.lecun_normal(), (k, k, 1, x.shape[-1]))
-    (top, bottom), (left, right) = (pads(n, k, s, self.padding) for n in x.shape[1:3])
-    x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
-    out = 0
-    for i in range(k):
-      for j in range(k):
-        out = out + x[:, i:i + (out_h - 1) * s + 1:s, j:j + (out_w - 1) * s + 1:s, :] * w[i, j, 0]
-    return out
+    return depthwise_conv(x, w, self.stride, self.padding)
 
 
 class ConvBN(nn.Module):

