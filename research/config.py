@@ -21,6 +21,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_epochs = 10
   c.batch_size = 32  # global, over all devices
   c.workdir = ''  # run directory; '' -> checkpoints/<config name>-<time>
+  # a step whose loss or gradient is not finite: 'stop' the run (the last good checkpoint
+  # is kept), or 'skip' it (state unchanged, counted as skipped_steps in metrics.jsonl)
+  c.on_nonfinite = 'stop'
   c.model = dict(
       name='efficientnet_lite0',  # see research/models/registry.py
       pretrained=True,
@@ -51,8 +54,15 @@ def base_config() -> ml_collections.ConfigDict:
       on_bad_image='skip',  # 'skip' (listed in bad_images.txt) or 'error'
       threads=4,  # decode/augment threads
       augment=dict(rotation=0.0, shear=0.0, zoom=0.0, hflip=False),  # Keras units
+      # the same image (exact, or a resized/flipped/re-encoded copy) in two splits leaks the
+      # test set: 'warn' (listed in leakage.txt) or 'error'
+      leakage='warn',
+      near_duplicate_bits=4,  # perceptual-hash distance (of 64 bits) counted as the same image
   )
-  c.checkpoint = dict(keep=3)
+  c.checkpoint = dict(
+      keep=3,  # the last N checkpoints are kept
+      every_steps=0,  # also checkpoint every N steps within an epoch (0 = at epoch ends only)
+  )
   c.gradcam = dict(
       num_images=6,  # test images explained at the end of a run
       layer='',  # '' -> the registry's default (last feature map)
@@ -65,6 +75,8 @@ CHOICES = {
     'optimizer.name': ('adam', 'sgd'),
     'data.elpv_task': ('binary', 'levels'),
     'data.on_bad_image': ('skip', 'error'),
+    'data.leakage': ('warn', 'error'),
+    'on_nonfinite': ('stop', 'skip'),
 }
 
 

@@ -35,5 +35,7 @@ def explain_files(run, paths, labels=None, layer: str = '', target: int | None =
 def explain_test_images(run, count: int) -> list:
   """Overlays for `count` test images spread evenly over the test split."""
   test = run.split['test']
+  if count == 0:
+    return []
   picks = np.unique(np.linspace(0, len(test) - 1, min(count, len(test))).astype(int))
   return explain_files(run, [test[i][0] for i in picks], [test[i][1] for i in picks])

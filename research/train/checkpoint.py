@@ -1,8 +1,16 @@
-"""Orbax checkpoints of the whole train state, one per epoch, in the run directory."""
+"""Orbax checkpoints in the run directory: the train state plus where training stands.
+
+Each checkpoint holds `state` and a JSON `position`: the epoch and the steps done
+in it, the epoch's running metric sums, the data iterator's state (grain) and
+what model it is. Orbax writes into a temporary directory and renames it when
+complete, so a process killed mid-save leaves the previous checkpoint valid.
+"""
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
+
+from research.rundir import RunDirError
 
 
 def manager(run_dir: Path, keep: int) -> ocp.CheckpointManager:
@@ -11,13 +19,28 @@ def manager(run_dir: Path, keep: int) -> ocp.CheckpointManager:
       options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 
 
-def save(mngr: ocp.CheckpointManager, epoch: int, state) -> None:
-  mngr.save(epoch, args=ocp.args.StandardSave(state))
+def model_identity(config, num_outputs: int) -> dict:
+  return {'model': config.model.name, 'hidden': list(config.model.hidden),
+          'pooling': config.model.pooling, 'outputs': num_outputs}
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state, position: dict) -> None:
+  mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                          position=ocp.args.JsonSave(position)))
   mngr.wait_until_finished()
 
 
-def restore(mngr: ocp.CheckpointManager, state, epoch: int | None = None):
-  """`state` (same structure and shardings) filled from the checkpoint of `epoch` (latest)."""
-  epoch = mngr.latest_step() if epoch is None else epoch
+def restore(mngr: ocp.CheckpointManager, state, identity: dict, step: int | None = None):
+  """(state, position) from the checkpoint at `step` (the latest); `state` gives the structure
+  and shardings. A checkpoint of another model or head is refused, naming both."""
+  step = mngr.latest_step() if step is None else step
+  position = mngr.restore(step, args=ocp.args.Composite(position=ocp.args.JsonRestore()))
+  position = position['position']
+  if position['identity'] != identity:
+    theirs, ours = (', '.join(f'{k}={v}' for k, v in d.items())
+                    for d in (position['identity'], identity))
+    raise RunDirError(f'checkpoint {mngr.directory / str(step)} holds {theirs}, but the config '
+                      f'asks for {ours}: use the run directory that checkpoint came from')
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  return mngr.restore(epoch, args=ocp.args.StandardRestore(abstract))
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+  return restored['state'], position

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from tqdm import tqdm
 
 from research import rundir
@@ -62,23 +61,48 @@ def build(config, num_classes: int, steps: int):
   return model, replicate(state, mesh), labels, mesh, binary
 
 
-def run_epoch(train_step, state, batches, steps: int, mesh, rng, desc: str):
-  """(state, {metric: mean over the epoch}); the bar shows each step's loss without stalling."""
-  totals, shown = None, None
-  bar = tqdm(batches, total=steps, desc=desc, unit='step')
-  for batch in bar:
-    state, metrics = train_step(state, shard_batch(batch, mesh), rng)
-    totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
-    if shown is not None:  # the previous step has finished by now
-      bar.set_postfix(loss=f'{float(shown["loss"]):.4f}', acc=f'{float(shown["accuracy"]):.3f}')
-    shown = metrics
-  return state, {k: float(v) / steps for k, v in totals.items()}
+def accumulate(totals, metrics):
+  """Running sums of a step's metrics, over the steps whose loss and gradients are finite."""
+  ok = metrics['finite']
+  step = {'loss': jnp.where(ok, metrics['loss'], 0.0),
+          'accuracy': jnp.where(ok, metrics['accuracy'], 0.0),
+          'finite_steps': ok.astype(jnp.float32)}
+  return step if totals is None else jax.tree.map(jnp.add, totals, step)
+
+
+class NonFiniteGuard:
+  """Stops the run at a step with a non-finite loss or gradient (unless they are skipped)."""
+
+  def __init__(self, config, mngr):
+    self.stop, self.mngr, self.last_loss = config.on_nonfinite == 'stop', mngr, None
+
+  def check(self, step: int, metrics) -> None:
+    if bool(metrics['finite']):
+      self.last_loss = float(metrics['loss'])
+      return
+    if self.stop:
+      kept = self.mngr.latest_step()
+      kept = (f'the last good checkpoint {self.mngr.directory / str(kept)} is kept'
+              if kept is not None else 'there is no checkpoint yet')
+      last = 'none' if self.last_loss is None else f'{self.last_loss:.6g}'
+      raise TrainingError(
+          f'loss or gradient is {float(metrics["loss"])} at step {step} (last finite loss '
+          f'{last}); {kept}: lower --config.optimizer.learning_rate, or set '
+          f'--config.on_nonfinite=skip')
+
+
+def position(epoch: int, step: int, totals, data_state, identity: dict) -> dict:
+  """What a checkpoint records besides the state: see research.train.checkpoint."""
+  return {'epoch': epoch, 'step': step, 'identity': identity, 'data': data_state,
+          'totals': None if totals is None else {k: float(v) for k, v in totals.items()}}
 
 
 def train(config, run_dir: Path, resume: bool = False, log=print) -> rundir.TrainedRun:
   """Trains `config` into `run_dir` (continuing its last checkpoint if `resume`).
 
-  Data and weights are checked before a new run directory is written.
+  Data and weights are checked before a new run directory is written. A resumed
+  run ends bit-identical to an uninterrupted one: checkpoints carry the data
+  iterator's position and the epoch's running metric sums.
   """
   spec = get_spec(config.model.name)
   if resume:
@@ -95,6 +119,7 @@ def train(config, run_dir: Path, resume: bool = False, log=print) -> rundir.Trai
     raise DataError(f'the train split has {len(split["train"])} images, fewer than batch_size '
                     f'{config.batch_size}: lower --config.batch_size or add images')
   model, state, labels, mesh, binary = build(config, len(class_names), steps)
+  identity = checkpoint.model_identity(config, 1 if binary else len(class_names))
   if not resume:
     start_run(run_dir, config, source, split, bad)
   trainable = sum(l == 'trainable' for l in labels.values())
@@ -102,42 +127,63 @@ def train(config, run_dir: Path, resume: bool = False, log=print) -> rundir.Trai
       f'{jax.devices()[0].platform} device(s); {steps} steps/epoch of {config.batch_size}')
 
   mngr = checkpoint.manager(run_dir, config.checkpoint.keep)
-  start = 0
+  at = position(1, 0, None, None, identity)
   if resume and mngr.latest_step() is not None:
-    start = mngr.latest_step()
-    state = checkpoint.restore(mngr, state, start)
-    log(f'resumed: from the checkpoint of epoch {start}')
-  history = History(run_dir / rundir.METRICS, run_dir / rundir.TENSORBOARD, start)
-  train_step = jax.jit(make_train_step(labels, binary), donate_argnums=0)
+    state, at = checkpoint.restore(mngr, state, identity)
+    log(f'resumed: from checkpoint {mngr.latest_step()}: epoch {at["epoch"]}, step '
+        f'{at["step"]}/{steps}')
+  history = History(run_dir / rundir.METRICS, run_dir / rundir.TENSORBOARD, at['epoch'] - 1)
+  train_step = jax.jit(make_train_step(labels, binary, config.on_nonfinite == 'skip'),
+                       donate_argnums=0)
   eval_step = jax.jit(make_eval_step(binary))
+  guard = NonFiniteGuard(config, mngr)
   rng = jax.random.key(config.seed + 1)
-  size = spec.input_size
+  size, every = spec.input_size, config.checkpoint.every_steps
 
-  for epoch in range(start + 1, config.num_epochs + 1):
+  for epoch in range(at['epoch'], config.num_epochs + 1):
     began = time.time()
-    batches = train_batches(split['train'], epoch, config.data, size, config.batch_size,
-                            config.seed, shard=(jax.process_index(), jax.process_count()))
-    state, means = run_epoch(train_step, state, batches, steps, mesh, rng,
-                             f'epoch {epoch}/{config.num_epochs}')
+    batches = iter(train_batches(split['train'], epoch, config.data, size, config.batch_size,
+                                 config.seed, shard=(jax.process_index(), jax.process_count())))
+    done, totals = 0, None
+    if epoch == at['epoch'] and at['step']:
+      batches.set_state(at['data'])
+      done, totals = at['step'], {k: jnp.float32(v) for k, v in at['totals'].items()}
+    previous = None  # (global step, metrics), checked once the next step is queued
+    with tqdm(total=steps, initial=done, desc=f'epoch {epoch}/{config.num_epochs}',
+              unit='step') as bar:
+      for step in range(done + 1, steps + 1):
+        state, metrics = train_step(state, shard_batch(next(batches), mesh), rng)
+        totals = accumulate(totals, metrics)
+        if previous is not None:
+          guard.check(*previous)
+          bar.set_postfix(loss=f'{float(previous[1]["loss"]):.4f}',
+                          acc=f'{float(previous[1]["accuracy"]):.3f}')
+        previous = ((epoch - 1) * steps + step, metrics)
+        bar.update()
+        if every and previous[0] % every == 0 and step < steps:
+          guard.check(*previous)
+          checkpoint.save(mngr, previous[0], state,
+                          position(epoch, step, totals, batches.get_state(), identity))
+    if previous is not None:
+      guard.check(*previous)
     train_seconds = time.time() - began
     logits, _, val_labels = predict(eval_step, state, split['val'], config.data, size,
                                     config.batch_size, mesh, 'validating')
     val_loss, val_acc = loss_and_accuracy(jnp.asarray(logits), jnp.asarray(val_labels), binary)
-    record = {'epoch': epoch, **{f'train_{k}': v for k, v in means.items()},
+    counted = float(totals['finite_steps'])
+    record = {'epoch': epoch, 'train_loss': float(totals['loss']) / max(counted, 1),
+              'train_accuracy': float(totals['accuracy']) / max(counted, 1),
+              'skipped_steps': steps - int(counted),
               'val_loss': float(val_loss), 'val_accuracy': float(val_acc),
-              'train_images_per_s': steps * config.batch_size / train_seconds,
+              'train_images_per_s': (steps - done) * config.batch_size / train_seconds,
               'seconds': time.time() - began}
-    if not np.isfinite(record['train_loss']):
-      last = mngr.latest_step()
-      raise TrainingError(
-          f'loss is {record["train_loss"]} in epoch {epoch}: lower --config.optimizer.'
-          f'learning_rate; ' + (f'the last good checkpoint (epoch {last}) is kept in '
-                                f'{run_dir / rundir.CHECKPOINTS}' if last else 'no checkpoint yet'))
     history.append(record)
-    checkpoint.save(mngr, epoch, state)
+    checkpoint.save(mngr, epoch * steps, state, position(epoch + 1, 0, None, None, identity))
     log(f'epoch {epoch}: train loss {record["train_loss"]:.4f} acc {record["train_accuracy"]:.4f}'
         f' | val loss {record["val_loss"]:.4f} acc {record["val_accuracy"]:.4f} | '
-        f'{record["train_images_per_s"]:.1f} img/s')
+        f'{record["train_images_per_s"]:.1f} img/s'
+        + (f' | {record["skipped_steps"]} non-finite steps skipped'
+           if record['skipped_steps'] else ''))
   history.close()
   mngr.close()
   if history.records:

@@ -47,8 +47,12 @@ def probabilities(logits, binary: bool):
   return jax.nn.softmax(logits, axis=-1)
 
 
-def make_train_step(labels: dict, binary: bool):
-  """Differentiates only trainable parameters; frozen BatchNorm runs in inference mode."""
+def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False):
+  """Differentiates only trainable parameters; frozen BatchNorm runs in inference mode.
+
+  Metrics carry 'finite' (loss and gradients finite); with `skip_nonfinite` a
+  step that is not leaves the state as it was.
+  """
   frozen_bn = frozen_batchnorm_paths(labels)
 
   def train_step(state, batch, rng):
@@ -65,9 +69,13 @@ def make_train_step(labels: dict, binary: bool):
       return loss, (accuracy, updates.get('batch_stats', state.batch_stats))
 
     (loss, (accuracy, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+    finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
+        [jnp.isfinite(g).all() for g in jax.tree.leaves(grads)]))
     grads = unflat({**grads, **{p: jnp.zeros_like(v) for p, v in frozen.items()}})
-    state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-    return state, {'accuracy': accuracy, 'loss': loss}
+    new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    if skip_nonfinite:
+      new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+    return new_state, {'accuracy': accuracy, 'loss': loss, 'finite': finite}
 
   return train_step
 

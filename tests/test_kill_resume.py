@@ -1,0 +1,120 @@
+"""A run killed with SIGKILL (mid-epoch, at an epoch end, during a checkpoint write) and
+resumed ends bit-identical to the same run never interrupted; NaN losses stop or skip."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from helpers import make_folder
+from research.cli.main import main
+from research.evaluate.run import load_trained
+from research.train.freeze import flat
+
+ROOT = Path(__file__).resolve().parent.parent
+# 16 train images / batch 4 = 4 steps per epoch, 3 epochs, a checkpoint every step.
+ARGS = ['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
+        '--config.model.pretrained=False', '--config.freeze.before=', '--config.batch_size=4',
+        '--config.gradcam.num_images=0', '--config.data.augment.rotation=10.0',
+        '--config.data.augment.hflip=True', '--config.num_epochs=3',
+        '--config.checkpoint.every_steps=1', '--config.checkpoint.keep=2']
+
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory):
+  return make_folder(tmp_path_factory.mktemp('images'), per_class=12)
+
+
+def command(folder, run_dir, *extra):
+  return [sys.executable, '-m', 'research.cli.main', *ARGS, f'--config.data.path={folder}',
+          f'--config.workdir={run_dir}', *extra]
+
+
+def kill_when(cmd, condition, timeout=300) -> bool:
+  """Runs `cmd`; SIGKILLs it as soon as `condition()` holds. False if it finished first."""
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  deadline = time.time() + timeout
+  while proc.poll() is None and time.time() < deadline:
+    if condition():
+      os.kill(proc.pid, signal.SIGKILL)
+      proc.wait()
+      return True
+    time.sleep(0.0005)
+  assert proc.wait() == 0, proc.stderr.read().decode()
+  return False
+
+
+def steps_saved(run_dir: Path) -> list[int]:
+  directory = run_dir / 'checkpoints'
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if (
+      directory.exists()) else []
+
+
+def writing(run_dir: Path, after: int) -> bool:
+  """A checkpoint later than step `after` is being written (orbax's temporary directory)."""
+  directory = run_dir / 'checkpoints'
+  return directory.exists() and any(
+      'tmp' in p.name and int(p.name.split('.')[0]) > after for p in directory.iterdir())
+
+
+def history(run_dir: Path) -> list[dict]:
+  timing = ('seconds', 'train_images_per_s')
+  return [{k: v for k, v in json.loads(line).items() if k not in timing}
+          for line in (run_dir / 'metrics.jsonl').read_text().splitlines()]
+
+
+def test_killed_at_several_points_and_resumed_equals_uninterrupted(folder, tmp_path):
+  baseline, killed = tmp_path / 'baseline', tmp_path / 'killed'
+  assert not kill_when(command(folder, baseline), lambda: False)
+
+  resume = command(folder, killed, '--resume', str(killed))
+  assert kill_when(command(folder, killed), lambda: 3 in steps_saved(killed))  # mid-epoch 1
+  assert kill_when(resume, lambda: writing(killed, after=5))  # during a checkpoint write
+  assert any('tmp' in p.name for p in (killed / 'checkpoints').iterdir())
+  assert kill_when(resume, lambda: 8 in steps_saved(killed))  # just after epoch 2 ended
+  assert not kill_when(resume, lambda: False)
+
+  a, b = load_trained(baseline).state, load_trained(killed).state
+  leaves_a, leaves_b = jax.tree.leaves_with_path(a), jax.tree.leaves_with_path(b)
+  assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
+  for (path, x), (_, y) in zip(leaves_a, leaves_b):  # params, Adam moments, step
+    assert np.array_equal(np.asarray(x), np.asarray(y)), jax.tree_util.keystr(path)
+  assert int(a.step) == 12
+  assert history(baseline) == history(killed)
+  assert steps_saved(killed) == [11, 12]  # checkpoint.keep=2
+
+
+def test_a_nan_loss_stops_naming_the_step_and_the_kept_checkpoint(folder, tmp_path, capsys):
+  run = tmp_path / 'run'
+  code = main([*ARGS, f'--config.data.path={folder}', f'--config.workdir={run}',
+               '--config.optimizer.learning_rate=1e30'])
+  err = capsys.readouterr().err.strip().splitlines()[-1]
+  assert code == 2
+  kept = steps_saved(run)[-1]
+  assert err.startswith(f'error: loss or gradient is ')
+  assert f'at step {kept + 1} (last finite loss ' in err
+  assert err.endswith(f'the last good checkpoint {run / "checkpoints" / str(kept)} is kept: '
+                      f'lower --config.optimizer.learning_rate, or set '
+                      f'--config.on_nonfinite=skip')
+
+
+def test_skipping_non_finite_steps_keeps_the_state_finite(folder, tmp_path, capsys):
+  """The steps after the first overflow are skipped; the diverged weights (finite, ~1e30)
+  then give non-finite test predictions, which the report refuses in one line."""
+  run = tmp_path / 'run'
+  code = main([*ARGS, f'--config.data.path={folder}', f'--config.workdir={run}',
+               '--config.optimizer.learning_rate=1e30', '--config.on_nonfinite=skip'])
+  assert [r['skipped_steps'] for r in history(run)] == [3, 4, 4]
+  trained = load_trained(run)
+  assert int(trained.state.step) == 1  # only the first update was applied
+  assert all(np.isfinite(v).all() for v in flat(trained.state.params).values())
+  assert code == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+      f'test predictions are not finite: the weights of {run} diverged; lower '
+      f'--config.optimizer.learning_rate')
