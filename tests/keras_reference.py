@@ -49,6 +49,7 @@ def randomised_file(name: str, path, seed: int = 0, include_top=True, input_size
   """Writes `name`'s Keras init, BatchNorm/Normalization/biases randomised, to `path`
   (legacy .h5) and returns `path`."""
   keras.backend.clear_session()
+  keras.utils.set_random_seed(seed)
   kwargs = dict(include_top=include_top, weights=None)
   if input_size:
     kwargs['input_shape'] = (input_size, input_size, 3)
@@ -58,8 +59,10 @@ def randomised_file(name: str, path, seed: int = 0, include_top=True, input_size
     for w in layer.weights:
       leaf = w.path.rsplit('/', 1)[-1]
       value = np.asarray(w.numpy())
-      if leaf in ('moving_variance', 'gamma'):
+      if leaf == 'moving_variance':
         value = rng.uniform(0.5, 1.5, value.shape)
+      elif leaf == 'gamma':  # < 1, so that 55 residual blocks (B7) do not blow up to 1e8
+        value = rng.uniform(0.25, 0.75, value.shape)
       elif leaf in ('moving_mean', 'beta', 'bias'):
         value = rng.uniform(-0.1, 0.1, value.shape)
       elif isinstance(layer, keras.layers.Normalization) and leaf == 'mean':

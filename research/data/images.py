@@ -1,4 +1,11 @@
-"""Decoding images, and finding the ones that cannot be decoded before training starts."""
+"""Decoding images, and finding the ones that cannot be decoded before training starts.
+
+Whatever the file holds, it is decoded to 8-bit RGB the same way in the check
+and in training, so an image that passes the check cannot fail later: EXIF
+orientation applied; greyscale, palette and CMYK converted; 16-bit scaled down;
+transparent pixels composited onto white. Images declaring more than
+`MAX_PIXELS` are refused before any pixel is decoded (bounded memory).
+"""
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -7,19 +14,43 @@ from tqdm import tqdm
 
 from research.data.sources import DataError
 
+MAX_PIXELS = 50_000_000  # ~150 MB as RGB; a 20,000 x 20,000 image declares 400 M
+
+
+class ImageTooLarge(ValueError):
+  """The image declares more pixels than MAX_PIXELS."""
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+  if image.mode.startswith('I;16') or image.mode in ('I', 'F'):  # 16/32-bit greyscale
+    pixels = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith('I;16') else max(pixels.max(), 1.0)
+    image = Image.fromarray(np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8), 'L')
+  if image.mode in ('RGBA', 'LA', 'PA') or 'transparency' in image.info:
+    rgba = image.convert('RGBA')
+    image = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+    image.alpha_composite(rgba)
+  return image.convert('RGB')
+
+
+def decode(path: str) -> Image.Image:
+  """The image at `path` as 8-bit RGB, upright."""
+  with Image.open(path) as image:
+    if image.width * image.height > MAX_PIXELS:
+      raise ImageTooLarge(f'{image.width}x{image.height} pixels, more than {MAX_PIXELS:,}')
+    image = ImageOps.exif_transpose(image)
+    return to_rgb(image)
+
 
 def load_image(path: str, size: int) -> np.ndarray:
-  """uint8 (size, size, 3): EXIF orientation applied, greyscale/alpha/palette made RGB."""
-  with Image.open(path) as image:
-    image = ImageOps.exif_transpose(image).convert('RGB')
-    return np.asarray(image.resize((size, size), Image.BILINEAR))
+  """uint8 (size, size, 3), decoded by `decode`."""
+  return np.asarray(decode(path).resize((size, size), Image.BILINEAR))
 
 
 def unreadable(path: str) -> str | None:
   """The reason `path` cannot be decoded, or None if it can."""
   try:
-    with Image.open(path) as image:
-      image.load()
+    decode(path)
   except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
     return f'{type(e).__name__}: {e}'
   return None
