@@ -57,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
       # the same image (exact, or a resized/flipped/re-encoded copy) in two splits leaks the
       # test set: 'warn' (listed in leakage.txt) or 'error'
       leakage='warn',
-      near_duplicate_bits=4,  # perceptual-hash distance (of 64 bits) counted as the same image
+      near_duplicate_bits=8,  # perceptual-hash distance (of 256 bits) counted as the same image
   )
   c.checkpoint = dict(
       keep=3,  # the last N checkpoints are kept

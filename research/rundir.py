@@ -2,7 +2,8 @@
 
     config.json     the resolved config      split.json      files per split + class names
     bad_images.txt  skipped files + reason   metrics.jsonl   one line per epoch
-    tb/             TensorBoard events       checkpoints/    orbax, one per epoch
+    leakage.txt     one image in two splits  checkpoints/    orbax: state + data position
+    tb/             TensorBoard events
     curves.png      loss/accuracy curves     report.{json,md}, roc.png, confusion.png
     gradcam/        Grad-CAM overlays
 """
@@ -14,6 +15,7 @@ import ml_collections
 
 CONFIG, SPLIT, BAD_IMAGES, METRICS = 'config.json', 'split.json', 'bad_images.txt', 'metrics.jsonl'
 TENSORBOARD, CHECKPOINTS, CURVES, GRADCAM = 'tb', 'checkpoints', 'curves.png', 'gradcam'
+LEAKAGE = 'leakage.txt'
 
 
 class RunDirError(ValueError):

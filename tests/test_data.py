@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import make_folder, truncate, write_image
-from research.data import (DataError, find_bad_images, load_image, load_source,
+from research.data import (DataError, scan_images, load_image, load_source,
                            stratified_split, train_batches)
 from research.data.augment import augment
 
@@ -71,9 +71,9 @@ def test_split_is_stratified_disjoint_complete_and_deterministic():
 def test_truncated_image_is_skipped_and_named_or_stops_the_run(tmp_path):
   good = write_image(tmp_path / 'good.png', 100)
   bad = truncate(write_image(tmp_path / 'bad.jpg', 100, size=200).rename(tmp_path / 'bad.jpg'))
-  assert list(find_bad_images([str(good), str(bad)], 'skip')) == [str(bad)]
+  assert list(scan_images([str(good), str(bad)], 'skip')[0]) == [str(bad)]
   with pytest.raises(DataError, match=f'cannot read image {bad} .*set --config.data.on_bad_image=skip'):
-    find_bad_images([str(good), str(bad)], 'error')
+    scan_images([str(good), str(bad)], 'error')
 
 
 def test_greyscale_images_become_three_channels(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 from PIL import Image
 
-from research.data.images import MAX_PIXELS, find_bad_images, load_image, unreadable
+from research.data.images import MAX_PIXELS, scan_images, load_image, unreadable
 
 GRADIENT = np.tile(np.linspace(0, 255, 24).astype(np.uint8), (16, 1))  # bright on the right
 
@@ -33,7 +33,7 @@ def loads_as(tmp_path, name: str, data: bytes, size: int = 8):
 def skipped(tmp_path, name: str, data: bytes) -> str:
   path = tmp_path / name
   path.write_bytes(data)
-  bad = find_bad_images([str(path)], 'skip')
+  bad = scan_images([str(path)], 'skip')[0]
   assert list(bad) == [str(path)]
   return bad[str(path)]
 

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from research.data.leakage import fingerprint
 from research.data.sources import DataError
 
 MAX_PIXELS = 50_000_000  # ~150 MB as RGB; a 20,000 x 20,000 image declares 400 M
@@ -47,26 +48,31 @@ def load_image(path: str, size: int) -> np.ndarray:
   return np.asarray(decode(path).resize((size, size), Image.BILINEAR))
 
 
+def inspect(path: str) -> tuple[str | None, tuple | None]:
+  """(why `path` cannot be decoded, None) or (None, its leakage fingerprint)."""
+  try:
+    return None, fingerprint(path, decode(path))
+  except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
+    return f'{type(e).__name__}: {e}', None
+
+
 def unreadable(path: str) -> str | None:
   """The reason `path` cannot be decoded, or None if it can."""
-  try:
-    decode(path)
-  except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
-    return f'{type(e).__name__}: {e}'
-  return None
+  return inspect(path)[0]
 
 
-def find_bad_images(paths, policy: str, threads: int = 8) -> dict[str, str]:
-  """Decodes every image once; returns {path: reason} for those that fail.
+def scan_images(paths, policy: str, threads: int = 8) -> tuple[dict[str, str], dict]:
+  """Decodes every image once: ({path: reason} for those that fail, {path: fingerprint} for
+  the others; see research.data.leakage).
 
   policy 'error' raises on the first bad one; 'skip' lets the caller drop them.
   """
   with ThreadPoolExecutor(threads) as pool:
-    reasons = list(tqdm(pool.map(unreadable, paths), total=len(paths), desc='checking images',
+    results = list(tqdm(pool.map(inspect, paths), total=len(paths), desc='checking images',
                         unit='img', leave=False))
-  bad = {p: r for p, r in zip(paths, reasons) if r is not None}
+  bad = {p: r for p, (r, _) in zip(paths, results) if r is not None}
   if bad and policy == 'error':
     path, reason = next(iter(bad.items()))
     raise DataError(f'cannot read image {path} ({reason}): fix or delete it, or set '
                     f'--config.data.on_bad_image=skip')
-  return bad
+  return bad, {p: f for p, (_, f) in zip(paths, results) if f is not None}

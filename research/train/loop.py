@@ -9,8 +9,9 @@ from tqdm import tqdm
 
 from research import rundir
 from research.config import ConfigError
-from research.data import (DataError, Source, find_bad_images, load_source, load_split, save_split,
-                           split_records, stratified_split, steps_per_epoch, train_batches)
+from research.data import (DataError, Source, find_leaks, load_source, load_split, save_split,
+                           scan_images, split_records, stratified_split, steps_per_epoch,
+                           train_batches)
 from research.evaluate.predict import predict
 from research.evaluate import plots
 from research.models import create_model, get_spec
@@ -25,28 +26,50 @@ class TrainingError(RuntimeError):
   """Training cannot go on (e.g. the loss is no longer finite)."""
 
 
-def usable_source(config, log) -> tuple[Source, dict[str, str]]:
-  """The configured source without its unreadable images, and {path: reason} for those."""
+def usable_source(config, log) -> tuple[Source, dict[str, str], dict]:
+  """The configured source without its unreadable images, {path: reason} for those, and
+  the others' fingerprints (for `find_leaks`)."""
   source = load_source(config.data)
   log(f'data:    {source.description}')
   if not config.data.path:
     log('         the embedded default; for your own images: --config.data.path=FOLDER (one '
         'sub-folder per class) or a CSV of path,label')
-  bad = find_bad_images(source.paths, config.data.on_bad_image)
+  bad, fingerprints = scan_images(source.paths, config.data.on_bad_image)
   keep = [i for i, p in enumerate(source.paths) if p not in bad]
   if bad:
     log(f'         skipping {len(bad)} unreadable images (listed in {rundir.BAD_IMAGES})')
   return dataclasses.replace(source, paths=tuple(source.paths[i] for i in keep),
-                             labels=tuple(source.labels[i] for i in keep)), bad
+                             labels=tuple(source.labels[i] for i in keep)), bad, fingerprints
 
 
-def start_run(run_dir: Path, config, source: Source, split: dict, bad: dict) -> None:
-  """Writes what defines a new run: its config, split and skipped images."""
+def check_leakage(split: dict, fingerprints: dict, data_config, log) -> list[dict]:
+  """The same image in two splits (see research.data.leakage); an error if the config says."""
+  leaks = find_leaks(split, fingerprints, data_config.near_duplicate_bits)
+  if not leaks:
+    return leaks
+  first = leaks[0]
+  example = (f'{first["a"]} ({first["split_a"]}) and {first["b"]} ({first["split_b"]}), '
+             f'{first["kind"]} copy')
+  if data_config.leakage == 'error':
+    raise DataError(f'{len(leaks)} pairs of images are the same image in two splits, e.g. '
+                    f'{example}: remove the copies, or set --config.data.leakage=warn')
+  log(f'leakage: {len(leaks)} pairs of images are the same image in two splits (listed in '
+      f'{rundir.LEAKAGE}), e.g. {example}')
+  return leaks
+
+
+def start_run(run_dir: Path, config, source: Source, split: dict, bad: dict,
+              leaks: list) -> None:
+  """Writes what defines a new run: its config, split, skipped images and leaks."""
   run_dir.mkdir(parents=True, exist_ok=True)
   rundir.save_config(run_dir, config)
   save_split(run_dir / rundir.SPLIT, source, split)
   if bad:
     (run_dir / rundir.BAD_IMAGES).write_text(''.join(f'{p}\t{r}\n' for p, r in bad.items()))
+  if leaks:
+    (run_dir / rundir.LEAKAGE).write_text(''.join(
+        f'{l["kind"]}\t{l["bits"]}\t{l["split_a"]}\t{l["a"]}\t{l["split_b"]}\t{l["b"]}\n'
+        for l in leaks))
 
 
 def build(config, num_classes: int, steps: int):
@@ -108,10 +131,11 @@ def train(config, run_dir: Path, resume: bool = False, log=print) -> rundir.Trai
   if resume:
     class_names, split = load_split(run_dir / rundir.SPLIT)
   else:
-    source, bad = usable_source(config, log)
+    source, bad, fingerprints = usable_source(config, log)
     class_names = source.class_names
     split = split_records(source, stratified_split(source.labels, tuple(config.data.split),
                                                    config.seed))
+    leaks = check_leakage(split, fingerprints, config.data, log)
   log(f'split:   {" / ".join(f"{len(split[s])} {s}" for s in split)} '
       f'({", ".join(class_names)}), made before augmenting')
   steps = steps_per_epoch(len(split['train']), config.batch_size)
@@ -121,7 +145,7 @@ def train(config, run_dir: Path, resume: bool = False, log=print) -> rundir.Trai
   model, state, labels, mesh, binary = build(config, len(class_names), steps)
   identity = checkpoint.model_identity(config, 1 if binary else len(class_names))
   if not resume:
-    start_run(run_dir, config, source, split, bad)
+    start_run(run_dir, config, source, split, bad, leaks)
   trainable = sum(l == 'trainable' for l in labels.values())
   log(f'train:   {trainable}/{len(labels)} parameter tensors trainable; {len(jax.devices())} '
       f'{jax.devices()[0].platform} device(s); {steps} steps/epoch of {config.batch_size}')
