@@ -9,6 +9,9 @@
 """
 import dataclasses
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import ml_collections
@@ -19,7 +22,27 @@ LEAKAGE = 'leakage.txt'
 
 
 class RunDirError(ValueError):
-  """A path given as a run directory is not one."""
+  """A path given as a run directory is not one, or cannot hold one."""
+
+
+def check_writable(run_dir: Path, needed_bytes: int) -> None:
+  """Fails now, not an hour into training, if `run_dir` cannot be written or lacks space."""
+  parent = Path(run_dir).absolute()
+  while not parent.exists():
+    parent = parent.parent
+  try:
+    with tempfile.NamedTemporaryFile(dir=parent, prefix='.write-test-') as probe:
+      probe.write(b'x' * 4096)
+      probe.flush()
+      os.fsync(probe.fileno())
+  except OSError as e:
+    raise RunDirError(f'cannot write to {parent} ({e.strerror}): choose another '
+                      f'--config.workdir') from None
+  free = shutil.disk_usage(parent).free
+  if free < needed_bytes:
+    raise RunDirError(f'{parent} has {free / 2**20:.0f} MiB free, a run needs about '
+                      f'{needed_bytes / 2**20:.0f} MiB (checkpoints): free space or choose '
+                      f'another --config.workdir')
 
 
 def save_config(run_dir: Path, config) -> None:

@@ -13,7 +13,6 @@ from research.data import find_leaks, scan_images
 
 PHOTOS = ('astronaut', 'camera', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry')
 
-
 @pytest.fixture
 def planted(tmp_path):
   """Six real photos in train; in test an exact, a flipped, a resized and a re-encoded copy
@@ -42,7 +41,6 @@ def planted(tmp_path):
     split['val'].append((str(path), 0))
   return split, originals, copies
 
-
 def test_every_planted_copy_is_found_and_nothing_else(planted):
   split, originals, copies = planted
   bad, fingerprints = scan_images([p for s in split.values() for p, _ in s], 'skip')
@@ -55,7 +53,6 @@ def test_every_planted_copy_is_found_and_nothing_else(planted):
                    (originals[3], str(copies['reencoded']), 'near')}
   assert all(leak['split_a'] == 'train' and leak['split_b'] == 'test' for leak in leaks)
 
-
 def copies_before_splitting(tmp_path):
   """The 20-classes mistake: every image and a flipped copy of it, then split."""
   folder = make_folder(tmp_path / 'images', per_class=12)
@@ -64,13 +61,11 @@ def copies_before_splitting(tmp_path):
         path.with_name(f'{path.stem}_flipped.png'))
   return folder
 
-
 def run(folder, run_dir, *extra):
   return main(['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
                '--config.model.pretrained=False', '--config.freeze.before=',
                '--config.batch_size=4', '--config.num_epochs=1', '--config.gradcam.num_images=0',
                f'--config.data.path={folder}', f'--config.workdir={run_dir}', *extra])
-
 
 def test_leakage_is_listed_in_the_run_directory(tmp_path, capsys):
   folder = copies_before_splitting(tmp_path)
@@ -80,7 +75,6 @@ def test_leakage_is_listed_in_the_run_directory(tmp_path, capsys):
   assert lines and all(line.split('\t')[3].removesuffix('.png') in line.split('\t')[5]
                        or line.split('\t')[5].removesuffix('.png') in line.split('\t')[3]
                        for line in lines)  # each pair: an image and its own flipped copy
-
 
 def test_leakage_can_be_an_error_before_anything_is_written(tmp_path, capsys):
   folder = copies_before_splitting(tmp_path)

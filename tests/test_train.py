@@ -1,5 +1,6 @@
 """End to end through the CLI on a real image folder: outputs, resume, eval, gradcam."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -105,3 +106,28 @@ def test_unreadable_images_are_skipped_counted_and_listed(tmp_path, capsys):
       [str(broken), str(images / 'bright' / 'empty.jpg')])
   split = json.loads((tmp_path / 'run' / 'split.json').read_text())
   assert sum(len(split[s]) for s in ('train', 'val', 'test')) == 24 + 1 - 2
+
+
+def test_a_class_missing_from_a_split_is_named(tmp_path, capsys):
+  images = make_folder(tmp_path / 'images', per_class=12)
+  make_folder(images, per_class=3, classes=('rare',))
+  assert train(images, tmp_path / 'run', 1) == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1] == (
+      "error: class 'rare' has 3 images, too few for one in each of train/val/test at "
+      "data.split (0.7, 0.15, 0.15): add images to 'rare' or change data.split")
+  assert not (tmp_path / 'run').exists()
+
+
+def test_a_checkpoint_of_another_head_is_refused_naming_both(folder, tmp_path, capsys):
+  assert train(folder, tmp_path / 'a', 1) == 0
+  assert train(folder, tmp_path / 'b', 1, '--config.model.hidden=(8,)') == 0
+  shutil.rmtree(tmp_path / 'a' / 'checkpoints')
+  shutil.copytree(tmp_path / 'b' / 'checkpoints', tmp_path / 'a' / 'checkpoints')
+  report = (tmp_path / 'a' / 'report.json').read_text()
+  capsys.readouterr()
+  assert main(['eval', str(tmp_path / 'a')]) == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1] == (
+      f'error: checkpoint {tmp_path / "a" / "checkpoints" / "4"} holds model=simple_cnn, '
+      f'hidden=[8], pooling=avg, outputs=1, but the config asks for model=simple_cnn, '
+      f'hidden=[], pooling=avg, outputs=1: use the run directory that checkpoint came from')
+  assert (tmp_path / 'a' / 'report.json').read_text() == report

@@ -10,8 +10,9 @@ from research.data.sources import DataError, Source
 SPLITS = ('train', 'val', 'test')
 
 
-def stratified_split(labels, fractions, seed: int) -> dict[str, np.ndarray]:
-  """Indices per split; a pure function of the (sorted) labels, fractions and seed."""
+def stratified_split(labels, fractions, seed: int, class_names=None) -> dict[str, np.ndarray]:
+  """Indices per split; a pure function of the (sorted) labels, fractions and seed. Every
+  class gets images in every split (a class missing from the test split cannot be scored)."""
   train_f, val_f, test_f = fractions
   if min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
     raise DataError(f'data.split {tuple(fractions)} must be three positive fractions '
@@ -22,9 +23,13 @@ def stratified_split(labels, fractions, seed: int) -> dict[str, np.ndarray]:
                                    random_state=seed)
     val, test = train_test_split(rest, train_size=val_f / (val_f + test_f),
                                  stratify=labels[rest], random_state=seed)
-  except ValueError as e:
-    raise DataError(f'cannot split {len(index)} images stratified by class ({e}): add images '
-                    f'to the smallest class or change data.split') from None
+  except ValueError:
+    counts = np.bincount(labels)
+    smallest = int(counts.argmin())
+    name = class_names[smallest] if class_names else smallest
+    raise DataError(f'class {name!r} has {counts[smallest]} images, too few for one in each of '
+                    f'train/val/test at data.split {tuple(fractions)}: add images to {name!r} '
+                    f'or change data.split') from None
   return {'train': np.sort(train), 'val': np.sort(val), 'test': np.sort(test)}
 
 

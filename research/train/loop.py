@@ -134,7 +134,7 @@ def train(config, run_dir: Path, resume: bool = False, log=print) -> rundir.Trai
     source, bad, fingerprints = usable_source(config, log)
     class_names = source.class_names
     split = split_records(source, stratified_split(source.labels, tuple(config.data.split),
-                                                   config.seed))
+                                                   config.seed, source.class_names))
     leaks = check_leakage(split, fingerprints, config.data, log)
   log(f'split:   {" / ".join(f"{len(split[s])} {s}" for s in split)} '
       f'({", ".join(class_names)}), made before augmenting')
@@ -144,6 +144,8 @@ def train(config, run_dir: Path, resume: bool = False, log=print) -> rundir.Trai
                     f'{config.batch_size}: lower --config.batch_size or add images')
   model, state, labels, mesh, binary = build(config, len(class_names), steps)
   identity = checkpoint.model_identity(config, 1 if binary else len(class_names))
+  state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
+  rundir.check_writable(run_dir, (config.checkpoint.keep + 1) * state_bytes + 50 * 2**20)
   if not resume:
     start_run(run_dir, config, source, split, bad, leaks)
   trainable = sum(l == 'trainable' for l in labels.values())
