@@ -7,10 +7,12 @@ then only need Keras's own list of layer names (`research/weights/keras_layers`)
 Keras defaults: BatchNorm eps 1e-3 and momentum 0.99 (Flax's momentum has the
 same meaning as Keras's), padding 'same' is TensorFlow's (= Flax 'SAME').
 """
+import functools
+
 import flax.linen as nn
 import jax.numpy as jnp
 
-from research.models.layers import Padding, depthwise_conv, pads, tap
+from research.models.layers import DepthwiseConv, Padding, depthwise_conv, pads, tap
 
 
 def conv(features: int, kernel, name: str, stride: int = 1, padding: Padding = 'SAME',
@@ -31,17 +33,8 @@ def zero_pad_same(x, kernel: int, stride: int = 2):
   return jnp.pad(x, ((0, 0), *(pads(n, kernel, stride, 'SAME') for n in x.shape[1:3]), (0, 0)))
 
 
-class DepthwiseConv2D(nn.Module):
-  """Keras DepthwiseConv2D (depth multiplier 1, no bias): a (k, k, 1, C) 'depthwise_kernel'."""
-  kernel: int
-  stride: int = 1
-  padding: Padding = 'SAME'
-
-  @nn.compact
-  def __call__(self, x):
-    k = self.kernel
-    w = self.param('depthwise_kernel', nn.initializers.lecun_normal(), (k, k, 1, x.shape[-1]))
-    return depthwise_conv(x, w, self.stride, self.padding)
+# Keras DepthwiseConv2D (depth multiplier 1, no bias): a (k, k, 1, C) 'depthwise_kernel'.
+DepthwiseConv2D = functools.partial(DepthwiseConv, param_name='depthwise_kernel')
 
 
 class SeparableConv2D(nn.Module):

@@ -73,11 +73,12 @@ class DepthwiseConv(nn.Module):
   kernel: int
   stride: int = 1
   padding: Padding = 'SAME'
+  param_name: str = 'kernel'  # Keras ports name it 'depthwise_kernel', as Keras does
 
   @nn.compact
   def __call__(self, x):
     k = self.kernel
-    w = self.param('kernel', nn.initializers.lecun_normal(), (k, k, 1, x.shape[-1]))
+    w = self.param(self.param_name, nn.initializers.lecun_normal(), (k, k, 1, x.shape[-1]))
     return depthwise_conv(x, w, self.stride, self.padding)
 
 
