@@ -97,7 +97,7 @@ def test_a_nan_loss_stops_naming_the_step_and_the_kept_checkpoint(folder, tmp_pa
   err = capsys.readouterr().err.strip().splitlines()[-1]
   assert code == 2
   kept = steps_saved(run)[-1]
-  assert err.startswith(f'error: loss or gradient is ')
+  assert err.startswith('error: loss or gradient is ')
   assert f'at step {kept + 1} (last finite loss ' in err
   assert err.endswith(f'the last good checkpoint {run / "checkpoints" / str(kept)} is kept: '
                       f'lower --config.optimizer.learning_rate, or set '

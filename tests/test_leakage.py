@@ -2,7 +2,6 @@
 of real photos; distinct photos are not flagged; the config can make it an error."""
 import shutil
 
-import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
