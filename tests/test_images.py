@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 from PIL import Image
 
-from research.data.images import MAX_PIXELS, scan_images, load_image, unreadable
+from research.data.images import MAX_PIXELS, scan_images, inspect_image, load_image
 
 GRADIENT = np.tile(np.linspace(0, 255, 24).astype(np.uint8), (16, 1))  # bright on the right
 
@@ -26,7 +26,7 @@ def rgb(value=(200, 50, 10)) -> Image.Image:
 def loads_as(tmp_path, name: str, data: bytes, size: int = 8):
   path = tmp_path / name
   path.write_bytes(data)
-  assert unreadable(str(path)) is None
+  assert inspect_image(str(path))[0] is None
   return load_image(str(path), size)
 
 
@@ -120,13 +120,13 @@ def damaged(draw):
   return bytes(data)
 
 
-@settings(max_examples=1200, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                    HealthCheck.too_slow])
+@settings(max_examples=1200, deadline=2000,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=damaged(), suffix=st.sampled_from(['.png', '.jpg', '.gif', '.tif', '.webp']))
 def test_fuzzed_files_load_as_rgb_or_are_skipped(tmp_path, data, suffix):
   path = tmp_path / f'fuzzed{suffix}'
   path.write_bytes(data)
-  reason = unreadable(str(path))
+  reason = inspect_image(str(path))[0]
   event('skipped' if reason else 'loaded')  # counts: pytest --hypothesis-show-statistics
   if reason is None:  # passed the check: training must be able to load it
     pixels = load_image(str(path), 8)

@@ -48,17 +48,12 @@ def load_image(path: str, size: int) -> np.ndarray:
   return np.asarray(decode(path).resize((size, size), Image.BILINEAR))
 
 
-def inspect(path: str) -> tuple[str | None, tuple | None]:
+def inspect_image(path: str) -> tuple[str | None, tuple | None]:
   """(why `path` cannot be decoded, None) or (None, its leakage fingerprint)."""
   try:
     return None, fingerprint(path, decode(path))
   except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
     return f'{type(e).__name__}: {e}', None
-
-
-def unreadable(path: str) -> str | None:
-  """The reason `path` cannot be decoded, or None if it can."""
-  return inspect(path)[0]
 
 
 def scan_images(paths, policy: str, threads: int = 8) -> tuple[dict[str, str], dict]:
@@ -68,7 +63,7 @@ def scan_images(paths, policy: str, threads: int = 8) -> tuple[dict[str, str], d
   policy 'error' raises on the first bad one; 'skip' lets the caller drop them.
   """
   with ThreadPoolExecutor(threads) as pool:
-    results = list(tqdm(pool.map(inspect, paths), total=len(paths), desc='checking images',
+    results = list(tqdm(pool.map(inspect_image, paths), total=len(paths), desc='checking images',
                         unit='img', leave=False))
   bad = {p: r for p, (r, _) in zip(paths, results) if r is not None}
   if bad and policy == 'error':

@@ -13,20 +13,10 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
-from research.models.efficientnet_lite import round_filters
+from research.models.efficientnet_lite import STAGES, round_filters
 from research.models.keras_layers import DepthwiseConv2D, Normalization, Tap, batch_norm, conv
 
 IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
-# (kernel, repeats, filters in, filters out, expand ratio, stride) per stage; SE ratio 0.25.
-STAGES = (
-    (3, 1, 32, 16, 1, 1),
-    (3, 2, 16, 24, 6, 2),
-    (5, 2, 24, 40, 6, 2),
-    (3, 3, 40, 80, 6, 2),
-    (5, 3, 80, 112, 6, 1),
-    (5, 4, 112, 192, 6, 2),
-    (3, 1, 192, 320, 6, 1),
-)
 # name: (width coefficient, depth coefficient, input size)
 VARIANTS = {
     'efficientnet_b0': (1.0, 1.0, 224),
@@ -41,9 +31,10 @@ VARIANTS = {
 
 
 def block_specs(width: float, depth: float):
-  """(keras name prefix, in, out, kernel, stride, expand) per block, as Keras builds them."""
+  """(keras name prefix, in, out, kernel, stride, expand) per block, as Keras builds them from
+  the B0 stage table that Lite shares (every block with squeeze-excite, ratio 0.25)."""
   specs = []
-  for i, (kernel, repeats, cin, cout, expand, stride) in enumerate(STAGES):
+  for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(STAGES):
     cin, cout = round_filters(cin, width), round_filters(cout, width)
     for j in range(int(math.ceil(depth * repeats))):
       specs.append((f'block{i + 1}{chr(j + 97)}_', cin if j == 0 else cout, cout, kernel,
@@ -70,7 +61,8 @@ class EfficientNet(nn.Module):
       y = x
       filters = cin * expand
       if expand != 1:
-        y = nn.swish(batch_norm(f'{name}expand_bn', train)(conv(filters, 1, f'{name}expand_conv')(y)))
+        y = conv(filters, 1, f'{name}expand_conv')(y)
+        y = nn.swish(batch_norm(f'{name}expand_bn', train)(y))
       y = DepthwiseConv2D(kernel, stride, name=f'{name}dwconv')(y)
       y = nn.swish(batch_norm(f'{name}bn', train)(y))
       se = y.mean(axis=(1, 2), keepdims=True)

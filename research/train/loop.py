@@ -84,13 +84,18 @@ def build(config, num_classes: int, steps: int):
   return model, replicate(state, mesh), labels, mesh, binary
 
 
+def zero_totals() -> dict:
+  return {k: jnp.float32(0) for k in ('loss', 'accuracy', 'finite_steps')}
+
+
+@jax.jit
 def accumulate(totals, metrics):
-  """Running sums of a step's metrics, over the steps whose loss and gradients are finite."""
+  """Running sums of a step's metrics over the steps whose loss and gradients are finite
+  (one dispatch per step, on device: nothing waits for the step to finish)."""
   ok = metrics['finite']
-  step = {'loss': jnp.where(ok, metrics['loss'], 0.0),
-          'accuracy': jnp.where(ok, metrics['accuracy'], 0.0),
-          'finite_steps': ok.astype(jnp.float32)}
-  return step if totals is None else jax.tree.map(jnp.add, totals, step)
+  return {'loss': totals['loss'] + jnp.where(ok, metrics['loss'], 0.0),
+          'accuracy': totals['accuracy'] + jnp.where(ok, metrics['accuracy'], 0.0),
+          'finite_steps': totals['finite_steps'] + ok.astype(jnp.float32)}
 
 
 class NonFiniteGuard:
@@ -170,7 +175,7 @@ def train(config, run_dir: Path, resume: bool = False, log=print) -> rundir.Trai
     began = time.time()
     batches = iter(train_batches(split['train'], epoch, config.data, size, config.batch_size,
                                  config.seed, shard=(jax.process_index(), jax.process_count())))
-    done, totals = 0, None
+    done, totals = 0, zero_totals()
     if epoch == at['epoch'] and at['step']:
       batches.set_state(at['data'])
       done, totals = at['step'], {k: jnp.float32(v) for k, v in at['totals'].items()}
