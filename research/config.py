@@ -1,17 +1,22 @@
 """The config schema (every key an experiment may set), loading, and --config.* overrides.
 
-Experiment files in configs/ start from `base_config()` and change values; a
-key that is not in the schema is an error naming the nearest valid key.
+Experiment files in configs/ start from `base_config()` and change values in
+`get_config(arg)` (big_vision style: `configs/people.py:resnet101` passes
+'resnet101'); a key that is not in the schema is an error naming the nearest
+valid key. Files are loaded and overridden by ml_collections' config_flags, so
+configs are locked and overrides typed as ml_collections does it.
 """
-import ast
 import difflib
-import importlib.util
 from pathlib import Path
 
 import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+from research.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A config file or override does not fit the schema."""
 
 
@@ -39,6 +44,11 @@ def base_config() -> ml_collections.ConfigDict:
       # index ('752' = Keras's `for l in model.layers[:752]: l.trainable = False`); '' = none
       before='',
       patterns=(),  # regexes over parameter paths to freeze as well
+      # gradual unfreezing: (epoch, before, lr_factor) entries; from `epoch` on, freeze only
+      # before `before` (any form above) and multiply the learning rate by `lr_factor`, e.g.
+      # ((3, 'layer4.0.conv1', 0.1),) trains what freeze.before leaves for 2 epochs, then
+      # everything from layer4.0.conv1 at a tenth of the rate
+      phases=(),
   )
   c.optimizer = dict(
       name='adam',  # 'adam' or 'sgd'
@@ -50,6 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = dict(
       path='',  # '' -> ELPV; a folder with one sub-folder per class; or a CSV of path,label
       elpv_task='binary',  # 'binary' (functional vs defective) or 'levels' (4 classes)
+      image_size=0,  # side in pixels images are resized to; 0 = the model's (registry) size
       split=(0.7, 0.15, 0.15),  # train/val/test, stratified, made before augmenting
       on_bad_image='skip',  # 'skip' (listed in bad_images.txt) or 'error'
       threads=4,  # decode/augment threads
@@ -62,6 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint = dict(
       keep=3,  # the last N checkpoints are kept
       every_steps=0,  # also checkpoint every N steps within an epoch (0 = at epoch ends only)
+  )
+  c.features = dict(
+      num_images=1,  # test images whose feature maps (every block) are drawn after a run
   )
   c.gradcam = dict(
       num_images=6,  # test images explained at the end of a run
@@ -115,40 +129,98 @@ def check_schema(config) -> None:
       raise unknown_key_error(key)
 
 
-def load(path: str) -> ml_collections.ConfigDict:
-  """Runs `get_config()` of a config file and checks its keys against the schema."""
-  file = Path(path)
-  if not file.exists():
+# Element types of tuple keys (config_flags checks a value against the default's type, and an
+# empty default tuple says nothing of its elements).
+ELEMENT_TYPES = {'model.hidden': int, 'model.dont_load': str, 'freeze.patterns': str,
+                 'freeze.phases': tuple, 'data.split': (int, float)}
+
+
+def check_element_types(config) -> None:
+  for key, kind in ELEMENT_TYPES.items():
+    bad = [v for v in lookup(config, key) if not isinstance(v, kind) or isinstance(v, bool)]
+    if bad:
+      names = kind.__name__ if isinstance(kind, type) else 'number'
+      raise ConfigError(f'{key} holds {bad[0]!r}; it takes {names}s, like '
+                        f'{lookup(base_config(), key) or EXAMPLES[key]!r}')
+
+
+EXAMPLES = {'model.hidden': (1024, 1024), 'freeze.phases': ((3, 'layer4.0.conv1', 0.1),)}
+
+
+def variant(arg, variants, file: str):
+  """The `get_config(arg)` argument checked against a config file's variants."""
+  if arg not in variants:
+    raise ConfigError(f'{file} has no variant {arg!r}; choose one of: {", ".join(variants)} '
+                      f'(e.g. configs/{file}:{next(iter(variants))})')
+  return arg
+
+
+def one_line(error: Exception) -> str:
+  """config_flags re-raises a config file's error with the traceback in its message."""
+  lines = str(error).strip().splitlines()
+  return lines[-1].split('Error: ', 1)[-1] if lines else type(error).__name__
+
+
+def load(spec: str, overrides=()) -> ml_collections.ConfigDict:
+  """`get_config()` of a config file (`configs/x.py`), or `get_config(arg)` for
+  `configs/x.py:arg`, with `KEY=VALUE` overrides (what follows --config.) typed by
+  ml_collections' config_flags; the result is locked and checked against the schema."""
+  path = spec.split(':', 1)[0]
+  if not Path(path).is_file():
     raise ConfigError(f'config file {path} does not exist: see configs/ for the experiments')
-  spec = importlib.util.spec_from_file_location(f'config_{file.stem}', file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  valid = set(flat_keys(base_config()))
+  for assignment in overrides:
+    key, sep, _ = assignment.partition('=')
+    if not sep:
+      raise ConfigError(f'override --config.{assignment} needs a value: --config.{key}=VALUE')
+    if key not in valid:
+      raise unknown_key_error(key)
+  argv = ['research', f'--config={spec}', *(f'--config.{o}' for o in overrides)]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, flag_values=values, lock_config=True,
+                                  sys_argv=argv)
+  try:
+    values(argv)
+    config = values.config
+  except flags.IllegalFlagValueError as e:
+    flag = str(e).split(': ', 1)[0].removeprefix('flag ')
+    if not flag.startswith('--config.'):  # raised by the config file itself
+      raise ConfigError(f'{spec}: {one_line(e)}') from None
+    key = flag.removeprefix('--config.').split('=', 1)[0]
+    default = lookup(base_config(), key)
+    raise ConfigError(f'{flag}: expected a {type(default).__name__}, like {default!r}') from None
+  except (ConfigError, TypeError, ValueError, AttributeError, KeyError) as e:
+    raise ConfigError(f'{spec}: {one_line(e)}') from None
   check_schema(config)
+  check_element_types(config)
   return config
 
 
-def parse_value(text: str):
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text  # a bare string
-
-
-def apply_override(config, assignment: str) -> None:
-  """`a.b=value` (the part after --config.): value parsed as a Python literal, else a string."""
-  key, sep, text = assignment.partition('=')
-  if not sep:
-    raise ConfigError(f'override --config.{assignment} needs a value: --config.{key}=VALUE')
+def set_value(config, key: str, value) -> None:
+  """Sets a dotted key to a Python value (a sweep point), type-checked by ml_collections."""
   if key not in set(flat_keys(base_config())):
     raise unknown_key_error(key)
   parent, _, leaf = key.rpartition('.')
   node = lookup(config, parent) if parent else config
-  value = text if isinstance(node[leaf], str) else parse_value(text)
   if isinstance(node[leaf], tuple) and isinstance(value, list):
     value = tuple(value)
   try:
     node[leaf] = value
   except TypeError:
-    raise ConfigError(f'--config.{key}={text}: expected a {type(node[leaf]).__name__}, like '
+    raise ConfigError(f'{key}={value!r}: expected a {type(node[leaf]).__name__}, like '
                       f'{node[leaf]!r}') from None
+
+
+def as_tuple(value):
+  """JSON's lists (of lists) read back as the config's tuples (of tuples)."""
+  return tuple(as_tuple(x) for x in value) if isinstance(value, (list, tuple)) else value
+
+
+def flat_values(config) -> dict:
+  """{dotted key: value}, with JSON's lists read back as tuples."""
+  return {k: as_tuple(lookup(config, k)) for k in flat_keys(config)}
+
+
+def differing_keys(a, b) -> list[str]:
+  fa, fb = flat_values(a), flat_values(b)
+  return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))

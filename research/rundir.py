@@ -5,7 +5,7 @@
     leakage.txt     one image in two splits  checkpoints/    orbax: state + data position
     tb/             TensorBoard events
     curves.png      loss/accuracy curves     report.{json,md}, roc.png, confusion.png
-    gradcam/        Grad-CAM overlays
+    gradcam/        Grad-CAM overlays        features/       feature maps of every block
 """
 import dataclasses
 import json
@@ -16,12 +16,15 @@ from pathlib import Path
 
 import ml_collections
 
+from research.errors import UserError
+
 CONFIG, SPLIT, BAD_IMAGES, METRICS = 'config.json', 'split.json', 'bad_images.txt', 'metrics.jsonl'
 TENSORBOARD, CHECKPOINTS, CURVES, GRADCAM = 'tb', 'checkpoints', 'curves.png', 'gradcam'
+FEATURES = 'features'
 LEAKAGE = 'leakage.txt'
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError, ValueError):
   """A path given as a run directory is not one, or cannot hold one."""
 
 
@@ -59,11 +62,12 @@ def load_config(run_dir: Path) -> ml_collections.ConfigDict:
 
 @dataclasses.dataclass
 class TrainedRun:
-  """A run's model and train state, with what evaluation and Grad-CAM need."""
+  """A run's model and weights (params, batch_stats), with what evaluation, Grad-CAM and
+  feature maps need."""
   run_dir: Path
   config: ml_collections.ConfigDict
   model: object
-  state: object
+  variables: dict
   mesh: object
   binary: bool
   class_names: tuple

@@ -1,8 +1,13 @@
-"""Small real files for the tests: image folders, truncated images."""
+"""Small real files for the tests: image folders, truncated images; a run's full train state."""
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from research import rundir
+from research.data import load_split, steps_per_epoch
+from research.train import checkpoint
+from research.train.loop import build
 
 
 def write_image(path: Path, value: int, size: int = 40, mode: str = 'RGB', seed: int = 0) -> Path:
@@ -27,3 +32,15 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
   data = path.read_bytes()
   path.write_bytes(data[:int(len(data) * keep)])
   return path
+
+
+def train_state(run_dir: Path):
+  """The full train state (params, optimizer state, step) of a run's latest checkpoint."""
+  config = rundir.load_config(run_dir)
+  class_names, split = load_split(run_dir / rundir.SPLIT)
+  config.model.pretrained = False
+  built = build(config, len(class_names), steps_per_epoch(len(split['train']), config.batch_size))
+  mngr = checkpoint.manager(run_dir, config.checkpoint.keep)
+  state, _ = checkpoint.restore(mngr, built.state, built.identity)
+  mngr.close()
+  return state

@@ -11,15 +11,17 @@ import numpy as np
 
 from research.config import base_config
 from research.models import create_model
+from research.parallel import make_mesh, replicate, shard_batch
 from research.train.freeze import flat
 from research.train.state import create_train_state
-from research.train.step import make_mesh, make_train_step, replicate, shard_batch
+from research.train.step import make_train_step
 
 config = base_config()
 config.freeze.before = 'backbone/blocks_13'
 config.optimizer.name = 'sgd'
 mesh = make_mesh()
-state, labels = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+state, phases = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+labels = phases[0].labels
 state = replicate(state, mesh)
 step = jax.jit(make_train_step(labels, binary=True))
 rng = np.random.default_rng(0)

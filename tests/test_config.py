@@ -6,22 +6,21 @@ from research.cli.main import main
 
 
 def test_override_sets_typed_values():
-  config = config_lib.load('configs/efficientnet_adam.py')
-  config_lib.apply_override(config, 'optimizer.name=sgd')
-  config_lib.apply_override(config, 'num_epochs=3')
-  config_lib.apply_override(config, 'model.hidden=(1024, 1024)')
+  config = config_lib.load('configs/efficientnet_adam.py', [
+      'optimizer.name=sgd', 'num_epochs=3', 'model.hidden=(1024, 1024)', 'freeze.before=752'])
+  assert config.freeze.before == '752'  # a str key stays a str
   assert (config.optimizer.name, config.num_epochs, config.model.hidden) == ('sgd', 3, (1024, 1024))
 
 
 def test_unknown_key_names_the_nearest_valid_key():
   with pytest.raises(config_lib.ConfigError) as e:
-    config_lib.apply_override(config_lib.base_config(), 'optimizer.nme=sgd')
+    config_lib.load('configs/efficientnet_adam.py', ['optimizer.nme=sgd'])
   assert str(e.value) == "unknown config key 'optimizer.nme'; nearest valid key: 'optimizer.name'"
 
 
 def test_wrong_type_is_named():
   with pytest.raises(config_lib.ConfigError, match=r'--config.num_epochs=many: expected a int'):
-    config_lib.apply_override(config_lib.base_config(), 'num_epochs=many')
+    config_lib.load('configs/efficientnet_adam.py', ['num_epochs=many'])
 
 
 def test_unknown_key_in_a_config_file(tmp_path):

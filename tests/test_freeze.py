@@ -19,7 +19,8 @@ def config_for(before='', patterns=()):
 
 def test_before_freezes_every_parameter_created_before_the_prefix():
   config = config_for('backbone/blocks_12', (r'head/logits/bias',))
-  _, labels = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  _, phases = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  labels = phases[0].labels
   paths = list(labels)
   first = paths.index('backbone/blocks_12/expand/conv/kernel')
   assert all(labels[p] == FROZEN for p in paths[:first])
@@ -39,7 +40,8 @@ def test_unknown_prefix_names_the_nearest_module():
 
 def test_training_moves_only_trainable_parameters_and_statistics():
   config = config_for('backbone/blocks_14')
-  state, labels = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  state, phases = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  labels = phases[0].labels
   before_params, before_stats = flat(state.params), flat(state.batch_stats)
   step = jax.jit(make_train_step(labels, binary=True))
   rng = np.random.default_rng(0)

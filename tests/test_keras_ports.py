@@ -104,5 +104,6 @@ def test_freezing_from_a_keras_layer_index_freezes_what_keras_would(name, index)
   config = base_config()
   config.model.name, config.model.pretrained = name, False
   config.freeze.before = str(index)
-  _, labels = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  _, phases = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  labels = phases[0].labels
   assert {p for p, l in labels.items() if l == TRAINABLE} == expected

@@ -12,9 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import make_folder
+from helpers import make_folder, train_state
 from research.cli.main import main
-from research.evaluate.run import load_trained
 from research.train.freeze import flat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +79,7 @@ def test_killed_at_several_points_and_resumed_equals_uninterrupted(folder, tmp_p
   assert kill_when(resume, lambda: 8 in steps_saved(killed))  # just after epoch 2 ended
   assert not kill_when(resume, lambda: False)
 
-  a, b = load_trained(baseline).state, load_trained(killed).state
+  a, b = train_state(baseline), train_state(killed)
   leaves_a, leaves_b = jax.tree.leaves_with_path(a), jax.tree.leaves_with_path(b)
   assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
   for (path, x), (_, y) in zip(leaves_a, leaves_b):  # params, Adam moments, step
@@ -111,9 +110,9 @@ def test_skipping_non_finite_steps_keeps_the_state_finite(folder, tmp_path, caps
   code = main([*ARGS, f'--config.data.path={folder}', f'--config.workdir={run}',
                '--config.optimizer.learning_rate=1e30', '--config.on_nonfinite=skip'])
   assert [r['skipped_steps'] for r in history(run)] == [3, 4, 4]
-  trained = load_trained(run)
-  assert int(trained.state.step) == 1  # only the first update was applied
-  assert all(np.isfinite(v).all() for v in flat(trained.state.params).values())
+  state = train_state(run)
+  assert int(state.step) == 1  # only the first update was applied
+  assert all(np.isfinite(v).all() for v in flat(state.params).values())
   assert code == 2
   assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
       f'test predictions are not finite: the weights of {run} diverged; lower '

@@ -79,5 +79,6 @@ def test_freezing_from_a_torch_name_freezes_what_torch_would():
   config = base_config()
   config.model.name, config.model.pretrained = 'resnet50', False
   config.freeze.before = 'layer4.0.conv1'
-  _, labels = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  _, phases = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
+  labels = phases[0].labels
   assert {p for p, l in labels.items() if l == TRAINABLE} == expected

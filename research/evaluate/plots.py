@@ -1,4 +1,4 @@
-"""PNG figures: training curves, ROC curves, confusion matrix."""
+"""PNG figures: training curves, ROC curves, confusion matrix, runs compared."""
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +14,8 @@ def curves(history: list[dict], path: Path) -> None:
   fig, axes = plt.subplots(1, 2, figsize=(10, 4))
   for ax, metric in zip(axes, ('loss', 'accuracy')):
     for split in ('train', 'val'):
+      if f'{split}_{metric}' not in history[0]:
+        continue  # no validation split
       ax.plot(epochs, [r[f'{split}_{metric}'] for r in history], 'o-', label=split)
     ax.set(xlabel='epoch', ylabel=metric, title=metric)
     ax.grid(alpha=0.3)
@@ -45,4 +47,30 @@ def confusion(matrix: np.ndarray, class_names, path: Path) -> None:
   plt.setp(ax.get_xticklabels(), rotation=30, ha='right')
   fig.tight_layout()
   fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def comparison(names: list[str], test_accuracy: list[float], histories: list[list[dict]],
+               path: Path) -> None:
+  """Runs at a glance: test accuracy per run, and their accuracy and loss curves overlaid
+  (validation solid, training dashed)."""
+  fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+  colors = plt.cm.tab10(np.arange(len(names)) % 10)
+  axes[0].barh(range(len(names)), test_accuracy, color=colors)
+  axes[0].set_yticks(range(len(names)), names, fontsize=8)
+  axes[0].invert_yaxis()
+  for i, accuracy in enumerate(test_accuracy):
+    axes[0].text(accuracy, i, f' {accuracy:.3f}', va='center', fontsize=8)
+  axes[0].set(xlabel='test accuracy', xlim=(0, 1.1), title='test accuracy')
+  for ax, metric in zip(axes[1:], ('accuracy', 'loss')):
+    for name, history, color in zip(names, histories, colors):
+      epochs = [r['epoch'] for r in history]
+      ax.plot(epochs, [r[f'train_{metric}'] for r in history], '--', color=color, alpha=0.6)
+      if f'val_{metric}' in history[0]:
+        ax.plot(epochs, [r[f'val_{metric}'] for r in history], 'o-', color=color, label=name)
+    ax.set(xlabel='epoch', ylabel=metric, title=f'{metric} (val solid, train dashed)')
+    ax.grid(alpha=0.3)
+  axes[1].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
   plt.close(fig)

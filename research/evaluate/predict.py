@@ -4,10 +4,20 @@ import numpy as np
 from tqdm import tqdm
 
 from research.data import eval_batches
-from research.train.step import shard_batch
+from research.models import probabilities
+from research.parallel import shard_batch
 
 
-def predict(eval_step, state, records, data_config, size: int, batch_size: int, mesh,
+def make_predict_fn(model, binary: bool):
+  """jitted (variables, images) -> (logits, probabilities)."""
+  def predict_fn(variables, images):
+    logits = model.apply(variables, images)
+    return logits, probabilities(logits, binary)
+
+  return jax.jit(predict_fn)
+
+
+def predict(predict_fn, variables, records, data_config, size: int, batch_size: int, mesh,
             desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(logits, probabilities, labels) for `records`, in order."""
   outputs, labels = [], []
@@ -16,7 +26,7 @@ def predict(eval_step, state, records, data_config, size: int, batch_size: int, 
                     leave=False):
     n = len(batch['label'])
     images = np.concatenate([batch['image'], np.repeat(batch['image'][-1:], batch_size - n, 0)])
-    outputs.append((n, eval_step(state, shard_batch({'image': images}, mesh)['image'])))
+    outputs.append((n, predict_fn(variables, shard_batch({'image': images}, mesh)['image'])))
     labels.append(batch['label'])
   # Fetched only now, so the host never waits on a batch while it could be loading the next.
   fetched = [(n, jax.device_get(out)) for n, out in outputs]

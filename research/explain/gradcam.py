@@ -12,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from research.errors import UserError
 from research.models.layers import TAP
 
 
-class LayerError(ValueError):
+class LayerError(UserError, ValueError):
   """The Grad-CAM layer is not a tapped module of the model."""
 
 

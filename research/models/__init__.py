@@ -1,6 +1,8 @@
 """Model assembly: a registered backbone plus the head described in the config."""
 from research.config import ConfigError
 from research.models.classifier import Classifier, Head
+from research.models.layers import call_order
+from research.models.outputs import loss_and_accuracy, probabilities
 from research.models.registry import MODELS, ModelSpec
 
 
@@ -16,3 +18,8 @@ def create_model(model_config, num_outputs: int) -> Classifier:
   head = Head(num_outputs, tuple(model_config.hidden), model_config.dropout,
               model_config.pooling)
   return Classifier(spec.backbone(), head, spec.mean, spec.std)
+
+
+def input_size(config) -> int:
+  """The side images are resized to: `data.image_size`, or the registry's size for the model."""
+  return config.data.image_size or get_spec(config.model.name).input_size

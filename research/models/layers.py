@@ -7,6 +7,7 @@ them can be read back (block-by-block parity tests) or differentiated against
 from typing import Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 TAP = 'out'
@@ -20,6 +21,21 @@ def tap(module: nn.Module, x: jnp.ndarray) -> jnp.ndarray:
   x = module.perturb(TAP, x)
   module.sow('intermediates', TAP, x, init_fn=lambda: None, reduce_fn=lambda _, v: v)
   return x
+
+
+def call_order(model, *inputs) -> list[str]:
+  """Module paths in the order the model first calls them (jax transforms sort dict keys)."""
+  order = []
+
+  def record(next_fun, args, kwargs, context):
+    path = '/'.join(context.module.path)
+    if path not in order:
+      order.append(path)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(model.init, jax.random.key(0), *inputs)
+  return order
 
 
 def pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:

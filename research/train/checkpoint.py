@@ -30,10 +30,9 @@ def save(mngr: ocp.CheckpointManager, step: int, state, position: dict) -> None:
   mngr.wait_until_finished()
 
 
-def restore(mngr: ocp.CheckpointManager, state, identity: dict, step: int | None = None):
-  """(state, position) from the checkpoint at `step` (the latest); `state` gives the structure
-  and shardings. A checkpoint of another model or head is refused, naming both."""
-  step = mngr.latest_step() if step is None else step
+def read_position(mngr: ocp.CheckpointManager, step: int, identity: dict) -> dict:
+  """The checkpoint's position; a checkpoint of another model or head is refused, naming
+  both."""
   position = mngr.restore(step, args=ocp.args.Composite(position=ocp.args.JsonRestore()))
   position = position['position']
   if position['identity'] != identity:
@@ -41,6 +40,31 @@ def restore(mngr: ocp.CheckpointManager, state, identity: dict, step: int | None
                     for d in (position['identity'], identity))
     raise RunDirError(f'checkpoint {mngr.directory / str(step)} holds {theirs}, but the config '
                       f'asks for {ours}: use the run directory that checkpoint came from')
+  return position
+
+
+def restore(mngr: ocp.CheckpointManager, state, identity: dict):
+  """(state, position) from the latest checkpoint; `state` gives the structure and
+  shardings."""
+  step = mngr.latest_step()
+  position = read_position(mngr, step, identity)
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+  return restored['state'], position
+
+
+def restore_variables(run_dir: Path, abstract: dict, identity: dict) -> tuple[dict, dict]:
+  """(params and batch_stats, position) of a run's latest checkpoint, for inference: the
+  optimizer state is not read. `abstract` gives their shapes and shardings."""
+  mngr = ocp.CheckpointManager(Path(run_dir).absolute() / 'checkpoints')
+  step = mngr.latest_step()
+  if step is None:
+    raise RunDirError(f'{run_dir} has no checkpoint yet: train it first, or resume it with '
+                      f'--resume {run_dir}')
+  position = read_position(mngr, step, identity)
+  restored = mngr.restore(step, args=ocp.args.Composite(
+      state=ocp.args.PyTreeRestore(
+          abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+          partial_restore=True)))
+  mngr.close()
   return restored['state'], position

@@ -3,24 +3,30 @@
 Labels come from two config rules over '/'-joined parameter paths
 ('backbone/blocks_3/expand/conv/kernel'): `before`, a path prefix, freezes every
 parameter created before the first one under it; `patterns` are regexes that
-freeze what they match. Parameter order is the model's creation order.
+freeze what they match. Parameter order is the model's call order.
+
+Gradual unfreezing is a list of phases, each with its own labels from an epoch
+on; a phase only unfreezes. Each parameter belongs to the optimizer group of the
+phase in which it starts to train, so its optimizer state starts at zero then.
 
 The train step differentiates only the trainable parameters (frozen ones are
 closed over as constants) and runs frozen BatchNorm layers in inference mode,
 so the backward pass stops at the first trainable layer.
 """
 import contextlib
+import dataclasses
 import difflib
 import re
 
-import jax
 import flax.linen as nn
 from flax import traverse_util
+
+from research.errors import UserError
 
 TRAINABLE, FROZEN = 'trainable', 'frozen'
 
 
-class FreezeError(ValueError):
+class FreezeError(UserError, ValueError):
   """A freeze rule names nothing in the model."""
 
 
@@ -32,23 +38,9 @@ def unflat(tree: dict):
   return traverse_util.unflatten_dict(tree, sep='/')
 
 
-def creation_order(model, *inputs) -> list[str]:
-  """Module paths in the order the model first calls them (jax transforms sort dict keys)."""
-  order = []
-
-  def record(next_fun, args, kwargs, context):
-    path = '/'.join(context.module.path)
-    if path not in order:
-      order.append(path)
-    return next_fun(*args, **kwargs)
-
-  with nn.intercept_methods(record):
-    jax.eval_shape(model.init, jax.random.key(0), *inputs)
-  return order
-
-
 def param_labels(params, order: list[str], before: str = '', patterns=()) -> dict:
-  """{path: 'trainable' | 'frozen'}, in creation `order` (see `creation_order`)."""
+  """{path: 'trainable' | 'frozen'}, with modules in call `order` (see
+  `research.models.call_order`)."""
   rank = {module: i for i, module in enumerate(order)}
   paths = sorted(flat(params), key=lambda p: (rank[p.rsplit('/', 1)[0]], p))
   start = 0
@@ -63,6 +55,27 @@ def param_labels(params, order: list[str], before: str = '', patterns=()) -> dic
   regexes = [re.compile(p) for p in patterns]
   return {p: FROZEN if i < start or any(r.search(p) for r in regexes) else TRAINABLE
           for i, p in enumerate(paths)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """From `epoch` on, `labels` say which parameters train, at `lr_factor` x the rate."""
+  epoch: int
+  labels: dict
+  lr_factor: float = 1.0
+
+
+def optimizer_groups(phases: list[Phase]) -> dict:
+  """{path: 'phase_K'} for the phase K in which a parameter starts to train, or 'frozen'."""
+  groups = {p: FROZEN for p in phases[0].labels}
+  for k, phase in enumerate(phases):
+    for path, label in phase.labels.items():
+      if label == TRAINABLE and groups[path] == FROZEN:
+        groups[path] = f'phase_{k}'
+      elif label == FROZEN and groups[path] != FROZEN:
+        raise FreezeError(f'freeze.phases: the phase from epoch {phase.epoch} freezes {path}, '
+                          f'which an earlier phase trains; a phase may only unfreeze')
+  return groups
 
 
 def partition(params, labels: dict) -> tuple[dict, dict]:

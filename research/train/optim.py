@@ -1,26 +1,55 @@
-"""Optimizers from config, masked so frozen parameters get no update and no state."""
+"""Optimizers from config, masked so frozen parameters get no update and no state.
+
+The update is the optimizer's scaling (Adam's moments, SGD's momentum) per
+parameter group, then one learning-rate schedule over the global step. With
+gradual unfreezing each phase's group is masked until its phase begins, so the
+parameters it unfreezes start with zero moments (and Adam's bias correction from
+their own first step), as a new PyTorch parameter group would.
+"""
+import jax.numpy as jnp
 import optax
 
 from research.config import CHOICES, ConfigError
-from research.train.freeze import FROZEN, TRAINABLE, unflat
+from research.train.freeze import FROZEN, Phase, optimizer_groups, unflat
 
 
-def learning_rate(opt_config, steps_per_epoch: int):
-  """Constant, or StepLR: multiplied by `gamma` every `step_epochs` epochs."""
-  if not opt_config.step_epochs:
-    return opt_config.learning_rate
-  return optax.exponential_decay(opt_config.learning_rate,
-                                 transition_steps=opt_config.step_epochs * steps_per_epoch,
-                                 decay_rate=opt_config.gamma, staircase=True)
+def learning_rate(opt_config, steps_per_epoch: int, phases: tuple[Phase, ...] = ()):
+  """Constant, or StepLR (multiplied by `gamma` every `step_epochs` epochs); times each
+  phase's `lr_factor` from its first step."""
+  rate = opt_config.learning_rate
+  if opt_config.step_epochs:
+    rate = optax.exponential_decay(opt_config.learning_rate,
+                                   transition_steps=opt_config.step_epochs * steps_per_epoch,
+                                   decay_rate=opt_config.gamma, staircase=True)
+  if all(p.lr_factor == 1 for p in phases):
+    return rate
+  base = rate if callable(rate) else optax.constant_schedule(rate)
+
+  def schedule(step):
+    factor = jnp.float32(1.0)
+    for phase in phases:
+      factor = jnp.where(step >= (phase.epoch - 1) * steps_per_epoch, phase.lr_factor, factor)
+    return base(step) * factor
+
+  return schedule
 
 
-def make_optimizer(opt_config, steps_per_epoch: int, labels: dict):
-  lr = learning_rate(opt_config, steps_per_epoch)
+def scaling(opt_config) -> optax.GradientTransformation:
+  """The optimizer without its learning rate: optax.adam = scale_by_adam + rate."""
   if opt_config.name == 'adam':
-    base = optax.adam(lr)
-  elif opt_config.name == 'sgd':
-    base = optax.sgd(lr, momentum=opt_config.momentum or None)
-  else:
-    raise ConfigError(f'optimizer.name {opt_config.name!r} is not one of: '
-                      f'{", ".join(CHOICES["optimizer.name"])}')
-  return optax.multi_transform({TRAINABLE: base, FROZEN: optax.set_to_zero()}, unflat(labels))
+    return optax.scale_by_adam()
+  if opt_config.name == 'sgd':
+    return optax.trace(decay=opt_config.momentum) if opt_config.momentum else optax.identity()
+  raise ConfigError(f'optimizer.name {opt_config.name!r} is not one of: '
+                    f'{", ".join(CHOICES["optimizer.name"])}')
+
+
+def make_optimizer(opt_config, steps_per_epoch: int, phases: list[Phase]):
+  groups = {FROZEN: optax.set_to_zero()}
+  for k, phase in enumerate(phases):
+    start = (phase.epoch - 1) * steps_per_epoch
+    groups[f'phase_{k}'] = scaling(opt_config) if start == 0 else (
+        optax.transforms.conditionally_mask(scaling(opt_config), lambda step, s=start: step >= s))
+  return optax.chain(optax.multi_transform(groups, unflat(optimizer_groups(phases))),
+                     optax.scale_by_learning_rate(learning_rate(opt_config, steps_per_epoch,
+                                                                tuple(phases))))

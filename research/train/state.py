@@ -1,4 +1,5 @@
-"""The train state, and building it from a config (pretrained weights, freezing, optimizer)."""
+"""The train state, and building it from a config (pretrained weights, freezing phases,
+optimizer)."""
 from typing import Any
 
 import jax
@@ -7,8 +8,8 @@ import numpy as np
 from flax.training import train_state
 
 from research import weights
-from research.models import get_spec
-from research.train.freeze import FreezeError, creation_order, param_labels
+from research.models import call_order, get_spec, input_size
+from research.train.freeze import FreezeError, Phase, param_labels
 from research.train.optim import make_optimizer
 
 
@@ -17,7 +18,7 @@ class TrainState(train_state.TrainState):
 
 
 def example_images(config):
-  size = get_spec(config.model.name).input_size
+  size = input_size(config)
   return jnp.zeros((1, size, size, 3), jnp.uint8)
 
 
@@ -37,7 +38,7 @@ def init_variables(model, config, rng) -> dict:
 def module_order(model, config) -> list[str]:
   """Module paths in the order `freeze.before` counts them: the order the model calls them,
   or for a Keras port, Keras's `model.layers` order (then the head)."""
-  order = creation_order(model, example_images(config))
+  order = call_order(model, example_images(config))
   keras_layers = get_spec(config.model.name).keras_layers
   if not keras_layers:
     return order
@@ -45,11 +46,10 @@ def module_order(model, config) -> list[str]:
                                                           if not m.startswith('backbone')]
 
 
-def freeze_prefix(config, params) -> str:
+def freeze_prefix(before: str, name: str, params) -> str:
   """`freeze.before` as a Flax path. A source-framework name ('layer4.0.conv1') is translated
   through the model's key table; a Keras layer name or index becomes the first layer with
   weights from there on (the head if there is none)."""
-  before, name = config.freeze.before, config.model.name
   if not before or before.split('/')[0] in ('backbone', 'head'):
     return before
   spec = get_spec(name)
@@ -71,13 +71,27 @@ def freeze_prefix(config, params) -> str:
   return path
 
 
-def create_train_state(model, config, steps_per_epoch: int, rng) -> tuple[TrainState, dict]:
-  """(state, labels): labels say which parameter paths train."""
+def phases(model, config, params) -> list[Phase]:
+  """The freezing phases: `freeze.before` from epoch 1, then each `freeze.phases` entry
+  (epoch, before, lr_factor); `freeze.patterns` hold in every phase."""
+  rules = [(1, config.freeze.before, 1.0), *map(tuple, config.freeze.phases)]
+  epochs = [r[0] for r in rules]
+  if any(len(r) != 3 for r in rules) or any(b <= a for a, b in zip(epochs, epochs[1:])):
+    raise FreezeError(f'freeze.phases {tuple(map(tuple, config.freeze.phases))} must be '
+                      f'(epoch, before, lr_factor) entries with epochs increasing from 2, e.g. '
+                      f"((3, 'layer4.0.conv1', 0.1),)")
+  order = module_order(model, config)
+  return [Phase(int(epoch), param_labels(params, order,
+                                         freeze_prefix(before, config.model.name, params),
+                                         tuple(config.freeze.patterns)), float(factor))
+          for epoch, before, factor in rules]
+
+
+def create_train_state(model, config, steps_per_epoch: int, rng) -> tuple[TrainState, list]:
+  """(state, phases): each phase's labels say which parameter paths train."""
   variables = init_variables(model, config, rng)
-  labels = param_labels(variables['params'], module_order(model, config),
-                        freeze_prefix(config, variables['params']),
-                        tuple(config.freeze.patterns))
-  tx = make_optimizer(config.optimizer, steps_per_epoch, labels)
+  plan = phases(model, config, variables['params'])
+  tx = make_optimizer(config.optimizer, steps_per_epoch, plan)
   state = TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
                             batch_stats=variables['batch_stats'])
-  return state, labels
+  return state, plan

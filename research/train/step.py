@@ -1,50 +1,10 @@
-"""The jitted train and eval steps, data-parallel over every device with jax.sharding.
-
-Batches are sharded along a 'data' mesh axis; parameters and optimizer state
-are replicated. XLA inserts the cross-device reductions (gradients, BatchNorm
-statistics), so N devices compute what one device would on the whole batch.
-"""
+"""The jitted train step, data-parallel over every device (see research.parallel)."""
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from research.models import loss_and_accuracy
 from research.train.freeze import (frozen_batchnorm_in_inference_mode, frozen_batchnorm_paths,
                                    partition, unflat)
-
-
-def make_mesh() -> Mesh:
-  return Mesh(np.asarray(jax.devices()), ('data',))
-
-
-def replicate(tree, mesh: Mesh):
-  return jax.device_put(tree, NamedSharding(mesh, P()))
-
-
-def shard_batch(batch: dict, mesh: Mesh) -> dict:
-  """This process's part of the global batch -> one global array per key."""
-  sharding = NamedSharding(mesh, P('data'))
-  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
-
-
-def loss_and_accuracy(logits, labels, binary: bool):
-  if binary:  # one logit, sigmoid / binary cross-entropy
-    logits = logits[:, 0]
-    loss = optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32))
-    correct = (logits > 0) == (labels == 1)
-  else:
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    correct = logits.argmax(-1) == labels
-  return loss.mean(), correct.mean()
-
-
-def probabilities(logits, binary: bool):
-  """(N, num_classes) class probabilities."""
-  if binary:
-    p = jax.nn.sigmoid(logits[:, 0])
-    return jnp.stack([1 - p, p], axis=-1)
-  return jax.nn.softmax(logits, axis=-1)
 
 
 def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False):
@@ -79,10 +39,3 @@ def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False):
 
   return train_step
 
-
-def make_eval_step(binary: bool):
-  def eval_step(state, images):
-    logits = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats}, images)
-    return logits, probabilities(logits, binary)
-
-  return eval_step

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from research.errors import UserError
 
-class WeightFileError(RuntimeError):
+
+class WeightFileError(UserError, RuntimeError):
   """A weight file is missing, corrupt, or could not be fetched."""
 
 

@@ -5,6 +5,8 @@ from typing import Iterable
 import numpy as np
 from flax import traverse_util
 
+from research.errors import UserError
+
 # torch leaf name -> (Flax collection, Flax leaf name)
 LEAVES = {
     'weight': ('params', None),  # 'kernel' (conv/dense) or 'scale' (batch norm), by rank
@@ -15,7 +17,7 @@ LEAVES = {
 IGNORED_LEAVES = ('num_batches_tracked',)
 
 
-class PortError(RuntimeError):
+class PortError(UserError, RuntimeError):
   """A weight file does not fit the model it is loaded into."""
 
 

@@ -1,0 +1,2 @@
+"""Orchestration above the stages: one experiment (train -> explain -> evaluate), restoring a
+finished run, a sweep of experiments, a comparison of runs."""

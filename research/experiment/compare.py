@@ -1,0 +1,76 @@
+"""Runs side by side: the write-ups' table (swept values, best train/val metrics, test
+accuracy, per-class accuracy, learning time, images/s) as CSV and Markdown, and a PNG."""
+import csv
+import json
+import statistics
+from pathlib import Path
+
+from research import config as config_lib
+from research import rundir
+from research.evaluate import plots
+from research.train.history import read
+
+TIMING = ('learning time (s)', 'train img/s')
+
+
+def differing(configs: list) -> list[str]:
+  """Config keys whose values differ between runs (what was swept or changed)."""
+  keys = sorted({k for c in configs[1:] for k in config_lib.differing_keys(configs[0], c)})
+  return [k for k in keys if k != 'workdir']
+
+
+def summary(run_dir: Path, keys: list[str]) -> dict:
+  """One row: the run's values of `keys`, then its metrics."""
+  config = rundir.load_config(run_dir)
+  history = read(run_dir / rundir.METRICS)
+  report_path = run_dir / 'report.json'
+  if not history or not report_path.exists():
+    raise rundir.RunDirError(f'{run_dir} has not finished (no metrics or report.json): finish '
+                             f'it with --resume {run_dir}, or leave it out')
+  report = json.loads(report_path.read_text())
+  flat = config_lib.flat_values(config)
+  best = lambda f, key: f(r[key] for r in history) if key in history[0] else None
+  speeds = [r['train_images_per_s'] for r in history]
+  row = {'run': run_dir.name, **{k: flat.get(k) for k in keys},
+         'max train acc': best(max, 'train_accuracy'), 'min train loss': best(min, 'train_loss'),
+         'max val acc': best(max, 'val_accuracy'), 'min val loss': best(min, 'val_loss'),
+         'test acc': report['accuracy'],
+         **{f'test acc {c}': a for c, a in report['per_class_accuracy'].items()},
+         'learning time (s)': sum(r['seconds'] for r in history),
+         # the first epoch includes compilation
+         'train img/s': statistics.median(speeds[1:] or speeds)}
+  return row
+
+
+def cell(value) -> str:
+  if value is None:
+    return '-'
+  if isinstance(value, float):
+    return f'{value:.4f}' if value < 100 else f'{value:.0f}'
+  return str(value)
+
+
+def write(out_dir: Path, stem: str, run_dirs: list[Path]) -> list[dict]:
+  """Writes out_dir/<stem>.csv, .md and .png for `run_dirs`; returns the rows."""
+  missing = [r for r in run_dirs if not (Path(r) / rundir.CONFIG).exists()]
+  if missing:
+    rundir.load_config(missing[0])  # raises, naming it
+  keys = differing([rundir.load_config(r) for r in run_dirs])
+  rows = [summary(Path(r), keys) for r in run_dirs]
+  columns = list(dict.fromkeys(k for row in rows for k in row))
+  out_dir.mkdir(parents=True, exist_ok=True)
+  with open(out_dir / f'{stem}.csv', 'w', newline='') as f:
+    writer = csv.DictWriter(f, columns)
+    writer.writeheader()
+    writer.writerows({k: '' if row.get(k) is None else row.get(k) for k in columns}
+                     for row in rows)
+  lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+  lines += ['| ' + ' | '.join(cell(row.get(k)) for k in columns) + ' |' for row in rows]
+  (out_dir / f'{stem}.md').write_text(
+      f'# {stem}: {len(rows)} runs\n\n' + '\n'.join(lines) + '\n\n'
+      f'Accuracies are fractions; max/min are over epochs; learning time sums the epochs '
+      f'(training and validation); train img/s is the median epoch after the first.\n\n'
+      f'![{stem}]({stem}.png)\n')
+  plots.comparison([row['run'] for row in rows], [row['test acc'] for row in rows],
+                   [read(Path(r) / rundir.METRICS) for r in run_dirs], out_dir / f'{stem}.png')
+  return rows

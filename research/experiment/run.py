@@ -1,0 +1,88 @@
+"""One experiment: prepare the data, train, then feature maps, Grad-CAM and the test report;
+and restoring a finished run (no optimizer) for evaluation, Grad-CAM or feature maps."""
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from research import parallel, rundir
+from research.data import DataError, load_split, steps_per_epoch
+from research.evaluate import evaluate, plots
+from research.evaluate.predict import make_predict_fn, predict
+from research.experiment.prepare import prepare, start_run
+from research.explain.run import explain_test_images, feature_maps, test_picks
+from research.models import create_model, input_size, loss_and_accuracy
+from research.train import checkpoint
+from research.train.freeze import TRAINABLE
+from research.train.loop import build, fit, variables
+
+
+def validation(config, built, records):
+  """validate(variables) -> (loss, accuracy) on `records`, or None if there are none."""
+  if not records:
+    return None
+  predict_fn = make_predict_fn(built.model, built.binary)
+
+  def validate(variables_):
+    logits, _, labels = predict(predict_fn, variables_, records, config.data,
+                                input_size(config), config.batch_size, built.mesh, 'validating')
+    return loss_and_accuracy(jnp.asarray(logits), jnp.asarray(labels), built.binary)
+
+  return validate
+
+
+def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
+  """Trains `config` into `run_dir` (continuing its last checkpoint if `resume`), then writes
+  curves, feature maps, Grad-CAM and the test report; returns the report.
+
+  Data and weights are checked before a new run directory is written.
+  """
+  if resume:
+    class_names, split = load_split(run_dir / rundir.SPLIT)
+  else:
+    prepared = prepare(config, log)
+    class_names, split = prepared.source.class_names, prepared.split
+  log(f'split:   {" / ".join(f"{len(split[s])} {s}" for s in split)} '
+      f'({", ".join(class_names)}), made before augmenting')
+  steps = steps_per_epoch(len(split['train']), config.batch_size)
+  if steps == 0:
+    raise DataError(f'the train split has {len(split["train"])} images, fewer than batch_size '
+                    f'{config.batch_size}: lower --config.batch_size or add images')
+  built = build(config, len(class_names), steps)
+  state_bytes = sum(x.nbytes for x in jax.tree.leaves(built.state))
+  rundir.check_writable(run_dir, (config.checkpoint.keep + 1) * state_bytes + 50 * 2**20)
+  if not resume:
+    start_run(run_dir, config, prepared)
+  labels = built.phases[0].labels
+  log(f'train:   {sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter '
+      f'tensors trainable; {len(jax.devices())} {jax.devices()[0].platform} device(s); '
+      f'{steps} steps/epoch of {config.batch_size}')
+  state, records = fit(config, run_dir, built, split['train'], resume,
+                       validation(config, built, split['val']), log)
+  if records:
+    plots.curves(records, run_dir / rundir.CURVES)
+  trained = rundir.TrainedRun(run_dir, config, built.model, variables(state), built.mesh,
+                              built.binary, class_names, split, config.num_epochs)
+  feature_maps(trained, [p for p, _ in test_picks(trained, config.features.num_images)])
+  explain_test_images(trained, config.gradcam.num_images)
+  return evaluate(trained)
+
+
+def restore(run_dir: Path) -> rundir.TrainedRun:
+  """A run's model with the weights of its latest checkpoint (no optimizer is built)."""
+  run_dir = Path(run_dir)
+  config = rundir.load_config(run_dir)
+  class_names, split = load_split(run_dir / rundir.SPLIT)
+  binary = len(class_names) == 2
+  outputs = 1 if binary else len(class_names)
+  model = create_model(config.model, outputs)
+  mesh = parallel.make_mesh()
+  size = input_size(config)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8))
+  abstract = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated(mesh)),
+      {'params': shapes['params'], 'batch_stats': shapes.get('batch_stats', {})})
+  weights, position = checkpoint.restore_variables(
+      run_dir, abstract, checkpoint.model_identity(config, outputs))
+  return rundir.TrainedRun(run_dir, config, model, weights, mesh, binary, class_names, split,
+                           position['epoch'] - 1)
