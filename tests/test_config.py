@@ -44,3 +44,19 @@ def test_a_value_outside_its_choices_is_named(capsys):
   assert main(['configs/efficientnet_adam.py', '--config.optimizer.name=rmsprop']) == 2
   assert capsys.readouterr().err == ("error: optimizer.name is 'rmsprop'; choose one of: "
                                      "adam, sgd\n")
+
+
+def test_a_variant_of_a_parametrised_config(capsys):
+  config = config_lib.load('configs/people.py:resnet152')
+  assert (config.model.name, config.freeze.phases) == ('resnet152', ((3, 'layer4.0.conv1', 1.0),))
+  assert config_lib.load('configs/efficientnet_adam.py:sgd').optimizer.momentum == 0.9
+  assert main(['configs/people.py:resnet18']) == 2
+  assert capsys.readouterr().err == (
+      "error: configs/people.py:resnet18: people.py has no variant 'resnet18'; choose one of: "
+      "simple_cnn, resnet101, resnet152 (e.g. configs/people.py:simple_cnn)\n")
+
+
+def test_configs_are_locked():
+  config = config_lib.load('configs/people.py')
+  with pytest.raises(AttributeError):
+    config.optimizer.lr = 0.1

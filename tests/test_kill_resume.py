@@ -35,9 +35,12 @@ def command(folder, run_dir, *extra):
           f'--config.workdir={run_dir}', *extra]
 
 
-def kill_when(cmd, condition, timeout=300) -> bool:
-  """Runs `cmd`; SIGKILLs it as soon as `condition()` holds. False if it finished first."""
-  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def kill_when(cmd, condition, timeout=300, cwd=ROOT) -> bool:
+  """Runs `cmd` in `cwd`; SIGKILLs it as soon as `condition()` holds. False if it finished
+  first."""
+  env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+  proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
   deadline = time.time() + timeout
   while proc.poll() is None and time.time() < deadline:
     if condition():

@@ -33,6 +33,8 @@ def test_a_run_writes_every_output_and_resumes_bit_identically(folder, tmp_path)
                'report.md', 'roc.png', 'confusion.png'):
     assert (full / name).exists(), name
   assert len(list((full / rundir.GRADCAM).glob('*.png'))) == 2
+  [features] = (full / rundir.FEATURES).iterdir()  # one test image, its one block
+  assert [p.name for p in features.iterdir()] == ['00_backbone.png']
   assert sorted(p.name for p in (full / 'checkpoints').iterdir() if p.name.isdigit()) == ['4', '8']  # by global step
   split = json.loads((full / 'split.json').read_text())
   assert not {p for p, _ in split['test']} & {p for p, _ in split['train']}
@@ -57,6 +59,22 @@ def test_eval_reproduces_the_report_and_gradcam_writes_pngs(folder, tmp_path, ca
   capsys.readouterr()
   assert main(['gradcam', str(tmp_path / 'run'), str(image)]) == 0
   assert capsys.readouterr().out.strip() == str(tmp_path / 'run' / 'gradcam' / f'{image.stem}.png')
+  # same file name in two class folders: two pictures
+  twins = [folder / c / 'x.png' for c in ('bright', 'dark')]
+  for twin, source in zip(twins, (image, next((folder / 'bright').iterdir()))):
+    twin.write_bytes(source.read_bytes())
+  try:
+    assert main(['gradcam', str(tmp_path / 'run'), *map(str, twins)]) == 0
+    assert capsys.readouterr().out.split() == [
+        str(tmp_path / 'run' / 'gradcam' / f'{c}_x.png') for c in ('bright', 'dark')]
+    assert main(['gradcam', str(tmp_path / 'run'), str(image), '--class', '7']) == 2
+    assert capsys.readouterr().err == (f'error: --class 7: {tmp_path / "run"} has 2 classes, '
+                                       f'0 = bright, 1 = dark\n')
+    assert main(['features', str(tmp_path / 'run'), str(image)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / 'run' / 'features' / image.stem)
+  finally:
+    for twin in twins:
+      twin.unlink()
 
 
 def test_resume_with_a_different_config_names_the_keys(folder, tmp_path, capsys):

@@ -6,6 +6,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
+from matplotlib.ticker import MaxNLocator  # pylint: disable=wrong-import-position
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # pylint: disable=wrong-import-position
 
 
@@ -18,6 +19,7 @@ def curves(history: list[dict], path: Path) -> None:
         continue  # no validation split
       ax.plot(epochs, [r[f'{split}_{metric}'] for r in history], 'o-', label=split)
     ax.set(xlabel='epoch', ylabel=metric, title=metric)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
   fig.tight_layout()
@@ -69,6 +71,7 @@ def comparison(names: list[str], test_accuracy: list[float], histories: list[lis
       if f'val_{metric}' in history[0]:
         ax.plot(epochs, [r[f'val_{metric}'] for r in history], 'o-', color=color, label=name)
     ax.set(xlabel='epoch', ylabel=metric, title=f'{metric} (val solid, train dashed)')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
   axes[1].legend(fontsize=7)
   fig.tight_layout()

@@ -42,12 +42,13 @@ def summary(run_dir: Path, keys: list[str]) -> dict:
   return row
 
 
-def cell(value) -> str:
+def cell(column: str, value, keys) -> str:
+  """Config values as written (5e-05), metrics to 4 places, times to 0.1."""
   if value is None:
     return '-'
-  if isinstance(value, float):
-    return f'{value:.4f}' if value < 100 else f'{value:.0f}'
-  return str(value)
+  if column in keys or not isinstance(value, float):
+    return f'{value:g}' if isinstance(value, float) else str(value)
+  return f'{value:.1f}' if column in TIMING else f'{value:.4f}'
 
 
 def write(out_dir: Path, stem: str, run_dirs: list[Path]) -> list[dict]:
@@ -65,7 +66,8 @@ def write(out_dir: Path, stem: str, run_dirs: list[Path]) -> list[dict]:
     writer.writerows({k: '' if row.get(k) is None else row.get(k) for k in columns}
                      for row in rows)
   lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
-  lines += ['| ' + ' | '.join(cell(row.get(k)) for k in columns) + ' |' for row in rows]
+  lines += ['| ' + ' | '.join(cell(k, row.get(k), keys) for k in columns) + ' |'
+            for row in rows]
   (out_dir / f'{stem}.md').write_text(
       f'# {stem}: {len(rows)} runs\n\n' + '\n'.join(lines) + '\n\n'
       f'Accuracies are fractions; max/min are over epochs; learning time sums the epochs '
