@@ -109,3 +109,15 @@ def test_compare_tabulates_any_runs_from_their_records(config_file, tmp_path, ca
   assert capsys.readouterr().err == (f'error: {tmp_path / "nothing"} is not a run directory (no '
                                      f'config.json): pass a folder made by ./run.sh '
                                      f'configs/<experiment>.py, e.g. checkpoints/<run>\n')
+
+
+def test_a_sweep_whose_weights_cannot_be_had_stops_before_any_point(tmp_path, capsys,
+                                                                     monkeypatch):
+  monkeypatch.setenv('RESEARCH_CACHE', str(tmp_path / 'cache'))
+  monkeypatch.chdir(tmp_path)
+  assert main(['sweep', str(ROOT / 'configs' / 'restaurant.py')]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: could not download https://download.pytorch.org/models/'
+                        'resnet50-0676ba61.pth') and err.count('\n') == 1
+  assert err.endswith(f'put resnet50-0676ba61.pth at {tmp_path}/cache/weights/resnet50-0676ba61.pth\n')
+  assert not (tmp_path / 'checkpoints').exists()
