@@ -29,10 +29,12 @@ def base_config() -> ml_collections.ConfigDict:
   # a step whose loss or gradient is not finite: 'stop' the run (the last good checkpoint
   # is kept), or 'skip' it (state unchanged, counted as skipped_steps in metrics.jsonl)
   c.on_nonfinite = 'stop'
+  c.log_every_steps = 50  # where stderr is no terminal (a log file, CI): a plain line every N steps
   c.model = dict(
       name='efficientnet_lite0',  # see research/models/registry.py
       pretrained=True,
-      weights='',  # a local weight file instead of the registry's
+      weights='',  # a local weight file instead of the registry's (your own: not checksummed)
+      init_from='',  # a run directory whose last weights start this run (head: see dont_load)
       dont_load=('head/.*',),  # regexes over parameter paths kept as initialised
       pooling='avg',  # 'avg' (global average) or 'flatten' (Keras F-D-D heads)
       hidden=(),  # widths of hidden dense layers in the head

@@ -37,7 +37,8 @@ def test_every_config_has_its_write_ups_points():
   }
 
 
-@pytest.mark.parametrize('path,point', POINTS, ids=[f'{Path(c).stem}:{p["name"]}' for c, p in POINTS])
+@pytest.mark.parametrize('path,point', POINTS,
+                         ids=[f'{Path(c).stem}:{p["name"]}' for c, p in POINTS])
 def test_each_point_trains_a_step(path, point, records, tmp_path):
   config = point_config(path, point, SMALL, tmp_path)
   assert config.model.name in MODELS

@@ -58,11 +58,14 @@ def steps_saved(run_dir: Path) -> list[int]:
       directory.exists()) else []
 
 
-def writing(run_dir: Path, after: int) -> bool:
-  """A checkpoint later than step `after` is being written (orbax's temporary directory)."""
-  directory = run_dir / 'checkpoints'
-  return directory.exists() and any(
-      'tmp' in p.name and int(p.name.split('.')[0]) > after for p in directory.iterdir())
+def kill_at(cmd, when: str, step: int) -> None:
+  """Runs `cmd` (a research.cli.main command line) so that it dies by SIGKILL `when`
+  ('during' or 'after') the checkpoint of `step` is written (see killed_in_save.py)."""
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / 'tests' / 'killed_in_save.py'), *cmd[3:]], cwd=ROOT,
+      env={**os.environ, 'KILL_AT': f'{when}:{step}', 'PYTHONPATH': str(ROOT)},
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+  assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
 
 
 def history(run_dir: Path) -> list[dict]:
@@ -76,10 +79,14 @@ def test_killed_at_several_points_and_resumed_equals_uninterrupted(folder, tmp_p
   assert not kill_when(command(folder, baseline), lambda: False)
 
   resume = command(folder, killed, '--resume', str(killed))
-  assert kill_when(command(folder, killed), lambda: 3 in steps_saved(killed))  # mid-epoch 1
-  assert kill_when(resume, lambda: writing(killed, after=5))  # during a checkpoint write
-  assert any('tmp' in p.name for p in (killed / 'checkpoints').iterdir())
-  assert kill_when(resume, lambda: 8 in steps_saved(killed))  # just after epoch 2 ended
+  kill_at(command(folder, killed), 'after', 3)  # mid-epoch 1
+  assert max(steps_saved(killed)) == 3
+  kill_at(resume, 'during', 6)  # during the write of checkpoint 6
+  assert max(steps_saved(killed)) == 5
+  assert any(p.name.startswith('6.') and 'tmp' in p.name
+             for p in (killed / 'checkpoints').iterdir())
+  kill_at(resume, 'after', 8)  # just after epoch 2 ended
+  assert max(steps_saved(killed)) == 8
   assert not kill_when(resume, lambda: False)
 
   a, b = train_state(baseline), train_state(killed)
@@ -120,3 +127,25 @@ def test_skipping_non_finite_steps_keeps_the_state_finite(folder, tmp_path, caps
   assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
       f'test predictions are not finite: the weights of {run} diverged; lower '
       f'--config.optimizer.learning_rate')
+
+
+@pytest.mark.slow
+def test_killed_at_20_random_points_and_resumed_equals_uninterrupted(folder, tmp_path):
+  """20 kills at random steps of 6 epochs x 4 steps: mid-epoch, during a save, at epoch ends."""
+  args = ['--config.num_epochs=6', '--config.checkpoint.keep=3']
+  baseline, killed = tmp_path / 'baseline', tmp_path / 'killed'
+  assert not kill_when(command(folder, baseline, *args), lambda: False)
+  rng = np.random.default_rng(0)
+  points = sorted(rng.choice(np.arange(1, 24), 20, replace=False).tolist())
+  first = True
+  for step in points:
+    when = str(rng.choice(['during', 'after']))
+    kill_at(command(folder, killed, *args, *([] if first else ['--resume', str(killed)])),
+            when, step)
+    assert max(steps_saved(killed) or [0]) == (step if when == 'after' else step - 1)
+    first = False
+  assert not kill_when(command(folder, killed, *args, '--resume', str(killed)), lambda: False)
+  a, b = train_state(baseline), train_state(killed)
+  for (path, x), (_, y) in zip(jax.tree.leaves_with_path(a), jax.tree.leaves_with_path(b)):
+    assert np.array_equal(np.asarray(x), np.asarray(y)), jax.tree_util.keystr(path)
+  assert history(baseline) == history(killed)

@@ -119,5 +119,6 @@ def test_a_sweep_whose_weights_cannot_be_had_stops_before_any_point(tmp_path, ca
   err = capsys.readouterr().err
   assert err.startswith('error: could not download https://download.pytorch.org/models/'
                         'resnet50-0676ba61.pth') and err.count('\n') == 1
-  assert err.endswith(f'put resnet50-0676ba61.pth at {tmp_path}/cache/weights/resnet50-0676ba61.pth\n')
+  assert err.endswith(f'put resnet50-0676ba61.pth at '
+                      f'{tmp_path}/cache/weights/resnet50-0676ba61.pth\n')
   assert not (tmp_path / 'checkpoints').exists()

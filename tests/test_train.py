@@ -149,3 +149,10 @@ def test_a_checkpoint_of_another_head_is_refused_naming_both(folder, tmp_path, c
       f'hidden=[8], pooling=avg, outputs=1, but the config asks for model=simple_cnn, '
       f'hidden=[], pooling=avg, outputs=1: use the run directory that checkpoint came from')
   assert (tmp_path / 'a' / 'report.json').read_text() == report
+
+
+def test_logs_plain_lines_where_stderr_is_no_terminal(folder, tmp_path, capsys):
+  assert train(folder, tmp_path / 'run', 1, '--config.log_every_steps=2') == 0
+  out, err = capsys.readouterr()  # pytest's capture is no terminal, as a log file is not
+  assert '\r' not in out + err
+  assert 'epoch 1 step 2/4: loss ' in out and 'epoch 1: train loss' in out

@@ -67,3 +67,21 @@ def test_weights_of_another_architecture_name_the_key():
   with pytest.raises(PortError, match=r'params/backbone/stem/conv/kernel: weight file has shape '
                      r'\(3, 3, 3, 32\), model has \(3, 3, 3, 16\)'):
     load_into(variables, ported)
+
+
+@pytest.mark.parametrize('algorithm', ['sha256', 'md5'])
+def test_your_own_file_loads_unchecksummed_with_one_line(tmp_path, cache, algorithm):
+  source, wf = published(tmp_path, algorithm=algorithm)
+  lines = []
+  assert resolve(wf, str(source), log=lines.append) == source  # the published file: silent
+  assert lines == []
+  own = tmp_path / 'finetuned.pth'
+  own.write_bytes(b'my weights' * 1000)
+  assert resolve(wf, str(own), log=lines.append) == own
+  assert lines == [f'weights: {own} is not the published w.pth, so it was not checksummed; '
+                   f'loading it as this architecture\'s weights']
+  cached = cache / 'w.pth'  # the published file, found in the cache, stays checked
+  cached.parent.mkdir(parents=True)
+  cached.write_bytes(b'tampered')
+  with pytest.raises(WeightFileError, match='the file is corrupt or not this model'):
+    resolve(wf)

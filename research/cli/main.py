@@ -9,6 +9,7 @@ from research.data import DataError
 from research.errors import UserError
 from research.evaluate import evaluate
 from research.experiment import compare, sweep
+from research.experiment.predict import write_predictions
 from research.experiment.run import restore, run
 from research.explain.run import explain_files, feature_maps
 from research.models import get_spec, input_size
@@ -22,6 +23,7 @@ USAGE = """usage:
   ./run.sh eval RUN_DIR                                  re-evaluate a run on its test split
   ./run.sh gradcam RUN_DIR IMAGE... [--layer PATH] [--class INDEX]
   ./run.sh features RUN_DIR IMAGE...                     feature maps of every block
+  ./run.sh predict RUN_DIR IMAGE_OR_FOLDER... [--out CSV] predictions.csv (class probabilities)
   ./run.sh bench                                         benchmarks -> BENCHMARKS.md
   ./run.sh test [PYTEST ARGS]                            the test suite"""
 
@@ -47,7 +49,9 @@ def split_args(args: list[str], options=('--resume',)) -> tuple[list, list, dict
 
 def describe_model(config) -> str:
   spec = get_spec(config.model.name)
-  if not config.model.pretrained:
+  if config.model.init_from:
+    weights = f'weights of the run {config.model.init_from}'
+  elif not config.model.pretrained:
     weights = 'random init (no pretrained weights)'
   elif config.model.weights:
     weights = f'weights from {config.model.weights}'
@@ -175,8 +179,18 @@ def run_features(args: list[str]) -> None:
     print(folder)
 
 
+def run_predict(args: list[str]) -> None:
+  paths, overrides, options = split_args(args, options=('--out',))
+  if len(paths) < 2 or overrides:
+    raise config_lib.ConfigError('usage: ./run.sh predict RUN_DIR IMAGE_OR_FOLDER ... '
+                                 '[--out CSV]')
+  run_dir = Path(paths[0])
+  out = Path(options.get('--out') or run_dir / 'predictions.csv')
+  print(f'predictions: {write_predictions(restore(run_dir), paths[1:], out)}')
+
+
 COMMANDS = {'eval': run_eval, 'gradcam': run_gradcam, 'features': run_features,
-            'sweep': run_sweep, 'compare': run_compare}
+            'predict': run_predict, 'sweep': run_sweep, 'compare': run_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Data: sources, the split (before augmenting), augmentation and grain pipelines."""
-from research.data.images import load_image, scan_images
+from research.data.images import load_image, resize, scan_images, unreadable
 from research.data.leakage import find_leaks
 from research.data.pipeline import eval_batches, steps_per_epoch, train_batches
-from research.data.sources import DataError, Source, load_source
-from research.data.split import load_split, save_split, split_records, stratified_split
+from research.data.sources import DataError, Source, is_image, load_source
+from research.data.split import (load_split, make_split, save_split, split_records,
+                                 stratified_split)

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image, ImageOps
-from tqdm import tqdm
 
+from research import progress
 from research.data.leakage import fingerprint
 from research.data.sources import DataError
 
@@ -43,9 +43,29 @@ def decode(path: str) -> Image.Image:
     return to_rgb(image)
 
 
+def resize(image, size: int) -> np.ndarray:
+  """A PIL image or uint8 HWC array as uint8 (size, size, 3), as training sees it."""
+  image = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
+  return np.asarray(image.convert('RGB').resize((size, size), Image.BILINEAR))
+
+
 def load_image(path: str, size: int) -> np.ndarray:
   """uint8 (size, size, 3), decoded by `decode`."""
-  return np.asarray(decode(path).resize((size, size), Image.BILINEAR))
+  return resize(decode(path), size)
+
+
+def unreadable(paths, threads: int = 8) -> dict[str, str]:
+  """{path: reason} for the images `decode` refuses (no fingerprints: see `scan_images`)."""
+  def reason(path):
+    try:
+      decode(path)
+      return None
+    except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
+      return f'{type(e).__name__}: {e}'
+  with ThreadPoolExecutor(threads) as pool:
+    reasons = list(progress.bar(pool.map(reason, paths), total=len(paths),
+                                desc='checking images', unit='img', leave=False))
+  return {p: r for p, r in zip(paths, reasons) if r is not None}
 
 
 def inspect_image(path: str) -> tuple[str | None, tuple | None]:
@@ -63,8 +83,8 @@ def scan_images(paths, policy: str, threads: int = 8) -> tuple[dict[str, str], d
   policy 'error' raises on the first bad one; 'skip' lets the caller drop them.
   """
   with ThreadPoolExecutor(threads) as pool:
-    results = list(tqdm(pool.map(inspect_image, paths), total=len(paths), desc='checking images',
-                        unit='img', leave=False))
+    results = list(progress.bar(pool.map(inspect_image, paths), total=len(paths),
+                                desc='checking images', unit='img', leave=False))
   bad = {p: r for p, (r, _) in zip(paths, results) if r is not None}
   if bad and policy == 'error':
     path, reason = next(iter(bad.items()))

@@ -1,7 +1,9 @@
-"""Where labelled images come from: a class-per-folder tree, a CSV of path,label, or ELPV.
+"""Where labelled images come from: a class-per-folder tree (optionally already split into
+train/, val/, test/), a CSV of path,label[,split], or ELPV.
 
-A source is just the list of (path, label) and the class names; nothing is
-decoded here. Paths are sorted so a split depends only on the files and the seed.
+A source is just the list of (path, label), the class names and, when the data
+comes split, each image's split; nothing is decoded here. Paths are sorted so a
+split depends only on the files and the seed.
 """
 import csv
 import dataclasses
@@ -12,6 +14,9 @@ from research.errors import UserError
 
 IMAGE_EXTENSIONS = frozenset({'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp'})
 ELPV_LICENSE = 'CC BY-NC-SA 4.0 (Buerhop-Lutz et al., Deitsch et al.)'
+# Folder and CSV names of the splits (Keras tutorials use validation/, Kaggle valid/).
+SPLIT_NAMES = {'train': 'train', 'val': 'val', 'valid': 'val', 'validation': 'val',
+               'test': 'test'}
 
 
 class DataError(UserError, ValueError):
@@ -24,45 +29,83 @@ class Source:
   labels: tuple[int, ...]
   class_names: tuple[str, ...]
   description: str
+  given: tuple[str, ...] = ()  # each image's split ('train', 'val', 'test') if the data has one
 
 
 def is_image(path: Path) -> bool:
   return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def class_images(folder: Path) -> list[str]:
+  images = sorted(str(p) for p in folder.rglob('*') if is_image(p))
+  if not images:
+    raise DataError(f'class folder {folder} has no images ({", ".join(sorted(IMAGE_EXTENSIONS))})'
+                    f': add images or remove the folder')
+  return images
+
+
+def subfolders(root: Path) -> list[Path]:
+  return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.'))
+
+
 def from_folder(root: Path) -> Source:
-  classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.'))
-  if not classes:
+  """root/<class>/*, or already split: root/train/<class>/*, root/val/<class>/* (or valid/,
+  validation/), root/test/<class>/*."""
+  folders = subfolders(root)
+  if not folders:
     raise DataError(f'data.path {root} has no class sub-folders: put each class\'s images in '
                     f'its own folder, e.g. {root}/cat/*.jpg, {root}/dog/*.jpg')
-  items = []
-  for label, folder in enumerate(classes):
-    images = sorted(str(p) for p in folder.rglob('*') if is_image(p))
-    if not images:
-      raise DataError(f'class folder {folder} has no images ({", ".join(sorted(IMAGE_EXTENSIONS))})'
-                      f': add images or remove the folder')
-    items += [(p, label) for p in images]
+  names = [f.name.lower() for f in folders]
+  if 'train' in names and set(names) <= set(SPLIT_NAMES):
+    return from_split_folders(root, folders)
+  items = [(p, label) for label, folder in enumerate(folders) for p in class_images(folder)]
   return Source(tuple(p for p, _ in items), tuple(l for _, l in items),
-                tuple(c.name for c in classes), f'folder {root}')
+                tuple(c.name for c in folders), f'folder {root}')
+
+
+def from_split_folders(root: Path, folders: list[Path]) -> Source:
+  splits = {}
+  for folder in folders:
+    split = SPLIT_NAMES[folder.name.lower()]
+    if split in splits:
+      raise DataError(f'{root} has both {splits[split].name}/ and {folder.name}/ for the {split} '
+                      f'split: merge them into one folder')
+    splits[split] = folder
+  class_names = tuple(sorted({c.name for f in splits.values() for c in subfolders(f)}))
+  index = {c: i for i, c in enumerate(class_names)}
+  items = sorted((p, index[c.name], split) for split, folder in splits.items()
+                 for c in subfolders(folder) for p in class_images(c))
+  return Source(tuple(p for p, _, _ in items), tuple(l for _, l, _ in items), class_names,
+                f'folder {root} (split as given: {", ".join(f.name for f in splits.values())})',
+                tuple(s for _, _, s in items))
 
 
 def from_csv(path: Path) -> Source:
-  """Rows of `path,label` (a header row `path,label` is allowed); paths relative to the CSV."""
+  """Rows of `path,label` or `path,label,split` (a header row of those names is allowed);
+  paths relative to the CSV; split is train, val (valid, validation) or test."""
   with open(path, newline='') as f:
-    rows = [r for r in csv.reader(f) if r]
-  if rows and [c.strip().lower() for c in rows[0]] == ['path', 'label']:
+    rows = [[c.strip() for c in r] for r in csv.reader(f) if r]
+  if rows and [c.lower() for c in rows[0]] in (['path', 'label'], ['path', 'label', 'split']):
     rows = rows[1:]
-  bad = next((i for i, r in enumerate(rows) if len(r) != 2), None)
+  width = len(rows[0]) if rows else 0
+  bad = next((i for i, r in enumerate(rows) if len(r) != width or width not in (2, 3)), None)
   if bad is not None or not rows:
-    raise DataError(f'{path}: expected rows of "path,label"' +
+    raise DataError(f'{path}: expected rows of "path,label" or "path,label,split"' +
                     (f', row {bad + 1} is {rows[bad]!r}' if bad is not None else ', found none'))
-  class_names = tuple(sorted({label.strip() for _, label in rows}))
+  unknown = next((r for r in rows if width == 3 and r[2].lower() not in SPLIT_NAMES), None)
+  if unknown:
+    raise DataError(f'{path}: split {unknown[2]!r} in row {unknown!r} is not one of: '
+                    f'{", ".join(SPLIT_NAMES)}')
+  class_names = tuple(sorted({r[1] for r in rows}))
   index = {c: i for i, c in enumerate(class_names)}
-  items = sorted((str((path.parent / p.strip()).resolve()), index[l.strip()]) for p, l in rows)
-  missing = next((p for p, _ in items if not Path(p).exists()), None)
+  items = sorted((str((path.parent / r[0]).resolve()), index[r[1]],
+                  SPLIT_NAMES[r[2].lower()] if width == 3 else '') for r in rows)
+  missing = next((p for p, _, _ in items if not Path(p).exists()), None)
   if missing:
     raise DataError(f'{path} lists {missing}, which does not exist: fix the row or the file')
-  return Source(tuple(p for p, _ in items), tuple(l for _, l in items), class_names, f'CSV {path}')
+  return Source(tuple(p for p, _, _ in items), tuple(l for _, l, _ in items), class_names,
+                f'CSV {path}' + (' (split as given)' if width == 3 else ''),
+                tuple(s for _, _, s in items) if width == 3 else ())
 
 
 def elpv(task: str) -> Source:

@@ -1,8 +1,8 @@
 """Running a model over a list of records, in padded full batches (one compilation)."""
 import jax
 import numpy as np
-from tqdm import tqdm
 
+from research import progress
 from research.data import eval_batches
 from research.models import probabilities
 from research.parallel import shard_batch
@@ -22,8 +22,8 @@ def predict(predict_fn, variables, records, data_config, size: int, batch_size: 
   """(logits, probabilities, labels) for `records`, in order."""
   outputs, labels = [], []
   batches = eval_batches(records, data_config, size, batch_size)
-  for batch in tqdm(batches, total=-(-len(records) // batch_size), desc=desc, unit='batch',
-                    leave=False):
+  for batch in progress.bar(batches, total=-(-len(records) // batch_size), desc=desc,
+                            unit='batch', leave=False):
     n = len(batch['label'])
     images = np.concatenate([batch['image'], np.repeat(batch['image'][-1:], batch_size - n, 0)])
     outputs.append((n, predict_fn(variables, shard_batch({'image': images}, mesh)['image'])))

@@ -4,8 +4,8 @@ import dataclasses
 from pathlib import Path
 
 from research import rundir
-from research.data import (DataError, Source, find_leaks, load_source, save_split, scan_images,
-                           split_records, stratified_split)
+from research.data import (DataError, Source, find_leaks, load_source, make_split, save_split,
+                           scan_images, split_records)
 
 
 def usable_source(config, log) -> tuple[Source, dict[str, str], dict]:
@@ -20,8 +20,10 @@ def usable_source(config, log) -> tuple[Source, dict[str, str], dict]:
   keep = [i for i, p in enumerate(source.paths) if p not in bad]
   if bad:
     log(f'         skipping {len(bad)} unreadable images (listed in {rundir.BAD_IMAGES})')
-  return dataclasses.replace(source, paths=tuple(source.paths[i] for i in keep),
-                             labels=tuple(source.labels[i] for i in keep)), bad, fingerprints
+  return dataclasses.replace(
+      source, paths=tuple(source.paths[i] for i in keep),
+      labels=tuple(source.labels[i] for i in keep),
+      given=tuple(source.given[i] for i in keep) if source.given else ()), bad, fingerprints
 
 
 def check_leakage(split: dict, fingerprints: dict, data_config, log) -> list[dict]:
@@ -51,8 +53,7 @@ class Prepared:
 
 def prepare(config, log) -> Prepared:
   source, bad, fingerprints = usable_source(config, log)
-  split = split_records(source, stratified_split(source.labels, tuple(config.data.split),
-                                                 config.seed, source.class_names))
+  split = split_records(source, make_split(source, tuple(config.data.split), config.seed))
   return Prepared(source, split, bad, check_leakage(split, fingerprints, config.data, log))
 
 

@@ -11,7 +11,7 @@ from research.evaluate import evaluate, plots
 from research.evaluate.predict import make_predict_fn, predict
 from research.experiment.prepare import prepare, start_run
 from research.explain.run import explain_test_images, feature_maps, test_picks
-from research.models import create_model, input_size, loss_and_accuracy
+from research.models import input_size, loss_and_accuracy
 from research.train import checkpoint
 from research.train.freeze import TRAINABLE
 from research.train.loop import build, fit, variables
@@ -48,7 +48,7 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
   if steps == 0:
     raise DataError(f'the train split has {len(split["train"])} images, fewer than batch_size '
                     f'{config.batch_size}: lower --config.batch_size or add images')
-  built = build(config, len(class_names), steps)
+  built = build(config, len(class_names), steps, log)
   state_bytes = sum(x.nbytes for x in jax.tree.leaves(built.state))
   rundir.check_writable(run_dir, (config.checkpoint.keep + 1) * state_bytes + 50 * 2**20)
   if not resume:
@@ -70,19 +70,6 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
 
 def restore(run_dir: Path) -> rundir.TrainedRun:
   """A run's model with the weights of its latest checkpoint (no optimizer is built)."""
-  run_dir = Path(run_dir)
-  config = rundir.load_config(run_dir)
-  class_names, split = load_split(run_dir / rundir.SPLIT)
-  binary = len(class_names) == 2
-  outputs = 1 if binary else len(class_names)
-  model = create_model(config.model, outputs)
-  mesh = parallel.make_mesh()
-  size = input_size(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8))
-  abstract = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated(mesh)),
-      {'params': shapes['params'], 'batch_stats': shapes.get('batch_stats', {})})
-  weights, position = checkpoint.restore_variables(
-      run_dir, abstract, checkpoint.model_identity(config, outputs))
-  return rundir.TrainedRun(run_dir, config, model, weights, mesh, binary, class_names, split,
-                           position['epoch'] - 1)
+  config, model, weights, class_names, split, position = checkpoint.restore_run(run_dir)
+  return rundir.TrainedRun(Path(run_dir), config, model, weights, parallel.make_mesh(),
+                           len(class_names) == 2, class_names, split, position['epoch'] - 1)

@@ -8,8 +8,12 @@ complete, so a process killed mid-save leaves the previous checkpoint valid.
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
+from research import parallel, rundir
+from research.data import load_split
+from research.models import create_model, input_size
 from research.rundir import RunDirError
 
 
@@ -68,3 +72,20 @@ def restore_variables(run_dir: Path, abstract: dict, identity: dict) -> tuple[di
           partial_restore=True)))
   mngr.close()
   return restored['state'], position
+
+
+def restore_run(run_dir: Path):
+  """(config, model, variables, class names, split, position) of a run's latest checkpoint:
+  its model rebuilt from its config, params and batch_stats read, no optimizer."""
+  run_dir = Path(run_dir)
+  config = rundir.load_config(run_dir)
+  class_names, split = load_split(run_dir / rundir.SPLIT)
+  outputs = 1 if len(class_names) == 2 else len(class_names)
+  model = create_model(config.model, outputs)
+  size, sharding = input_size(config), parallel.replicated(parallel.make_mesh())
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8))
+  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                          {'params': shapes['params'],
+                           'batch_stats': shapes.get('batch_stats', {})})
+  variables, position = restore_variables(run_dir, abstract, model_identity(config, outputs))
+  return config, model, variables, class_names, split, position

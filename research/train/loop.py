@@ -9,9 +9,8 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from tqdm import tqdm
 
-from research import parallel
+from research import parallel, progress
 from research.config import ConfigError
 from research.data import train_batches
 from research.errors import UserError
@@ -39,14 +38,14 @@ class Built:
   identity: dict  # what checkpoints record of the model (research.train.checkpoint)
 
 
-def build(config, num_classes: int, steps: int) -> Built:
+def build(config, num_classes: int, steps: int, log=print) -> Built:
   binary = num_classes == 2
   model = create_model(config.model, 1 if binary else num_classes)
   mesh = parallel.make_mesh()
   if config.batch_size % len(jax.devices()):
     raise ConfigError(f'batch_size {config.batch_size} must be a multiple of the device count '
                       f'{len(jax.devices())}: change --config.batch_size')
-  state, phases = create_train_state(model, config, steps, jax.random.key(config.seed))
+  state, phases = create_train_state(model, config, steps, jax.random.key(config.seed), log)
   return Built(model, parallel.replicate(state, mesh), phases, mesh, binary, steps,
                checkpoint.model_identity(config, 1 if binary else num_classes))
 
@@ -140,8 +139,8 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
       batches.set_state(at['data'])
       done, totals = at['step'], {k: jnp.float32(v) for k, v in at['totals'].items()}
     previous = None  # (global step, metrics), checked once the next step is queued
-    with tqdm(total=steps, initial=done, desc=f'epoch {epoch}/{config.num_epochs}',
-              unit='step') as bar:
+    with progress.bar(total=steps, initial=done, desc=f'epoch {epoch}/{config.num_epochs}',
+                      unit='step') as bar:
       for step in range(done + 1, steps + 1):
         state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh), rng)
         totals = accumulate(totals, metrics)
@@ -149,6 +148,10 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
           guard.check(*previous)
           bar.set_postfix(loss=f'{float(previous[1]["loss"]):.4f}',
                           acc=f'{float(previous[1]["accuracy"]):.3f}')
+        if (not progress.interactive() and config.log_every_steps and previous is not None
+            and (step - 1) % config.log_every_steps == 0):
+          log(f'epoch {epoch} step {step - 1}/{steps}: loss '
+              f'{float(previous[1]["loss"]):.4f} acc {float(previous[1]["accuracy"]):.3f}')
         previous = ((epoch - 1) * steps + step, metrics)
         bar.update()
         if every and previous[0] % every == 0 and step < steps:

@@ -1,5 +1,7 @@
 """The train state, and building it from a config (pretrained weights, freezing phases,
 optimizer)."""
+import re
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -8,8 +10,10 @@ import numpy as np
 from flax.training import train_state
 
 from research import weights
+from research.config import ConfigError
 from research.models import call_order, get_spec, input_size
-from research.train.freeze import FreezeError, Phase, param_labels
+from research.train import checkpoint
+from research.train.freeze import FreezeError, Phase, flat, param_labels, unflat
 from research.train.optim import make_optimizer
 
 
@@ -22,17 +26,49 @@ def example_images(config):
   return jnp.zeros((1, size, size, 3), jnp.uint8)
 
 
-def init_variables(model, config, rng) -> dict:
-  """Initialised params/batch_stats, with the registry's pretrained weights if asked."""
+def init_variables(model, config, rng, log=print) -> dict:
+  """Initialised params/batch_stats, with the registry's pretrained weights if asked, or
+  another run's (`model.init_from`)."""
   spec = get_spec(config.model.name)
   images = example_images(config)
   variables = jax.jit(model.init)(rng, images)
   variables = {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
+  if config.model.init_from:
+    return from_run(jax.tree.map(np.asarray, variables), config, log)
   if config.model.pretrained:
     variables = jax.tree.map(np.asarray, variables)
     variables = weights.load_pretrained(variables, spec, config.model.weights or None,
-                                        dont_load=tuple(config.model.dont_load))
+                                        dont_load=tuple(config.model.dont_load), log=log)
   return variables
+
+
+def from_run(variables: dict, config, log) -> dict:
+  """`variables` with a finished run's weights: the backbone must be the same model; what
+  `model.dont_load` matches (the head) is loaded where its shapes agree, else kept as
+  initialised (a head for other classes or widths)."""
+  run_dir = Path(config.model.init_from)
+  theirs, _, restored, *_ = checkpoint.restore_run(run_dir)
+  if theirs.model.name != config.model.name:
+    raise ConfigError(f'model.init_from {run_dir} holds a {theirs.model.name}, but this config '
+                      f'builds a {config.model.name}: set --config.model.name='
+                      f'{theirs.model.name}, or start from a run of {config.model.name}')
+  skip = [re.compile(p) for p in config.model.dont_load]
+  mine, source = flat(variables), flat(jax.device_get(restored))
+  kept = []
+  for path, value in mine.items():
+    if path in source and source[path].shape == value.shape:
+      mine[path] = np.asarray(source[path])
+    elif any(r.fullmatch(path.split('/', 1)[1]) for r in skip):
+      kept.append(path)
+    else:
+      theirs_shape = source[path].shape if path in source else 'nothing'
+      raise ConfigError(f'model.init_from {run_dir}: {path} is {value.shape} here but '
+                        f'{theirs_shape} there: the backbones differ (data.image_size?); start '
+                        f'from a run with the same model and image size')
+  log(f'init:    weights from {run_dir}' + (f'; {len(kept)} head tensors of another shape '
+                                             f'initialised anew' if kept else ''))
+  loaded = unflat(mine)
+  return {'params': loaded['params'], 'batch_stats': loaded.get('batch_stats', {})}
 
 
 def module_order(model, config) -> list[str]:
@@ -87,9 +123,10 @@ def phases(model, config, params) -> list[Phase]:
           for epoch, before, factor in rules]
 
 
-def create_train_state(model, config, steps_per_epoch: int, rng) -> tuple[TrainState, list]:
+def create_train_state(model, config, steps_per_epoch: int, rng,
+                       log=print) -> tuple[TrainState, list]:
   """(state, phases): each phase's labels say which parameter paths train."""
-  variables = init_variables(model, config, rng)
+  variables = init_variables(model, config, rng, log)
   plan = phases(model, config, variables['params'])
   tx = make_optimizer(config.optimizer, steps_per_epoch, plan)
   state = TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,

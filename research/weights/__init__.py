@@ -8,7 +8,7 @@ from research.weights.port import (PortError, flax_module_path, load_into, port_
 
 
 def load_pretrained(variables: dict, spec, path: str | None = None,
-                    dont_load=()) -> dict:
+                    dont_load=(), log=print) -> dict:
   """Returns `variables` with the registry's pretrained weights ported in.
 
   `spec` is a `research.models.ModelSpec`; `dont_load` are regexes over
@@ -17,7 +17,7 @@ def load_pretrained(variables: dict, spec, path: str | None = None,
   if spec.weights is None:
     raise WeightFileError('this model has no pretrained weights: set '
                           '--config.model.pretrained=False')
-  return load_file(variables, spec, resolve(spec.weights, path), dont_load)
+  return load_file(variables, spec, resolve(spec.weights, path, log), dont_load)
 
 
 def load_file(variables: dict, spec, path, dont_load=()) -> dict:

@@ -13,8 +13,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
+from research import progress
 from research.errors import UserError
 
 
@@ -45,14 +44,22 @@ def hash_of(path: Path, algorithm: str = 'sha256') -> str:
   return digest.hexdigest()
 
 
-def verify(path: Path, expected: str | None) -> Path:
-  """Checks the file's digest (see `WeightFile.digest`); a short sha256 is a prefix."""
-  if expected is None:
-    return path
+def digest_of(path: Path, expected: str) -> tuple[str, str, bool]:
+  """(algorithm, the file's digest, whether it is `expected`: see `WeightFile.digest`; a
+  short sha256 is a prefix)."""
   algorithm, _, expected = expected.rpartition(':')
   algorithm = algorithm or 'sha256'
   actual = hash_of(path, algorithm)
-  if not actual.startswith(expected):
+  return algorithm, actual, actual.startswith(expected)
+
+
+def verify(path: Path, expected: str | None) -> Path:
+  """Checks the file's digest against the publisher's."""
+  if expected is None:
+    return path
+  algorithm, actual, ok = digest_of(path, expected)
+  expected = expected.rpartition(':')[2]
+  if not ok:
     raise WeightFileError(
         f'{path}: {algorithm} is {actual}, expected {expected}; the file is corrupt or not this '
         f'model\'s: delete it and fetch it again')
@@ -74,7 +81,7 @@ def download(url: str, dest: Path) -> None:
   dest.parent.mkdir(parents=True, exist_ok=True)
   with urllib.request.urlopen(url, timeout=60) as response:
     total = int(response.headers.get('Content-Length') or 0) or None
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp, tqdm(
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp, progress.bar(
         total=total, unit='B', unit_scale=True, desc=f'downloading {dest.name}') as bar:
       for chunk in iter(lambda: response.read(1 << 20), b''):
         tmp.write(chunk)
@@ -82,13 +89,19 @@ def download(url: str, dest: Path) -> None:
   os.replace(tmp.name, dest)
 
 
-def resolve(wf: WeightFile, path: str | None = None) -> Path:
-  """Returns a verified local copy of `wf`; downloads only if no local copy exists."""
+def resolve(wf: WeightFile, path: str | None = None, log=print) -> Path:
+  """Returns a verified local copy of `wf`; downloads only if no local copy exists.
+
+  A `path` of the user's own (weights trained elsewhere, another pretraining) is loaded
+  as it is: if it is not the published file, a line says it was not checksummed."""
   if path:
     if not Path(path).exists():
       raise WeightFileError(f'weight file {path} does not exist: fix --config.model.weights '
                             f'or leave it empty to use {wf.filename}')
-    return verify(Path(path), wf.digest)
+    if wf.digest and not digest_of(Path(path), wf.digest)[2]:
+      log(f'weights: {path} is not the published {wf.filename}, so it was not checksummed; '
+          f'loading it as this architecture\'s weights')
+    return Path(path)
   local = packaged_path(wf)
   if local is not None:
     return verify(local, wf.digest)

@@ -1,0 +1,68 @@
+"""Predictions of a trained run: for uint8 arrays from Python, or for image files and folders
+into a CSV (path, predicted class, one probability per class).
+
+    from research.experiment.predict import predict_arrays
+    from research.experiment.run import restore
+    run = restore('checkpoints/<run>')
+    probabilities = predict_arrays(run, images)  # (N, H, W, 3) uint8, any size
+"""
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from research.data import DataError, is_image, resize, unreadable
+from research.evaluate.predict import make_predict_fn, predict
+from research.models import input_size
+from research.parallel import shard_batch
+
+
+def predict_arrays(run, images) -> np.ndarray:
+  """(N, num_classes) probabilities for uint8 RGB images of any size (resized as in
+  training), in batches of the run's batch size."""
+  size, batch = input_size(run.config), run.config.batch_size
+  images = np.stack([resize(image, size) for image in images])
+  predict_fn = make_predict_fn(run.model, run.binary)
+  out = []
+  for start in range(0, len(images), batch):
+    chunk = images[start:start + batch]
+    padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+    _, probs = predict_fn(run.variables, shard_batch({'image': padded}, run.mesh)['image'])
+    out.append(np.asarray(probs)[:len(chunk)])
+  return np.concatenate(out)
+
+
+def image_files(paths) -> list[str]:
+  """Image files given, and the images under folders given (recursively), sorted."""
+  files = []
+  for path in map(Path, paths):
+    if not path.exists():
+      raise DataError(f'{path} does not exist: pass image files or folders of images')
+    files += [str(path)] if path.is_file() else sorted(
+        str(p) for p in path.rglob('*') if is_image(p))
+  if not files:
+    raise DataError(f'no images in {", ".join(map(str, paths))}')
+  return files
+
+
+def write_predictions(run, paths, out: Path, log=print) -> Path:
+  """out (CSV): path, predicted, p(<class>)...; unreadable images are skipped and listed in
+  <out stem>_skipped.txt."""
+  files = image_files(paths)
+  bad = unreadable(files)
+  if bad:
+    skipped = out.with_name(f'{out.stem}_skipped.txt')
+    skipped.write_text(''.join(f'{p}\t{r}\n' for p, r in bad.items()))
+    log(f'skipping {len(bad)} unreadable images (listed in {skipped})')
+  files = [f for f in files if f not in bad]
+  if not files:
+    raise DataError(f'none of the {len(bad)} images given can be read (see {skipped})')
+  _, probs, _ = predict(make_predict_fn(run.model, run.binary), run.variables,
+                        [(f, -1) for f in files], run.config.data, input_size(run.config),
+                        run.config.batch_size, run.mesh, 'predicting')
+  with open(out, 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['path', 'predicted', *(f'p({c})' for c in run.class_names)])
+    for path, p in zip(files, probs):
+      writer.writerow([path, run.class_names[int(p.argmax())], *(f'{x:.6f}' for x in p)])
+  return out
