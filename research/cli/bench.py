@@ -16,7 +16,7 @@ import numpy as np
 
 from research.config import base_config
 from research.data import load_source, train_batches
-from research.evaluate.predict import make_predict_fn
+from research.evaluate.predict import predict_batch
 from research.models import create_model, get_spec
 from research.models.layers import DepthwiseConv
 from research.parallel import make_mesh, replicate, shard_batch
@@ -61,10 +61,9 @@ def model_rows(name: str, batch_size: int, steps: int) -> list[tuple[str, float]
       return metrics
 
     rows.append((f'train step, {what}', batch_size / median_seconds(train_once, 2, steps)))
-  forward = make_predict_fn(model, binary=True)
   weights = {'params': holder[0].params, 'batch_stats': holder[0].batch_stats}
-  rows.append(('forward only (eval step)',
-               batch_size / median_seconds(lambda: forward(weights, batch['image']), 2, steps)))
+  rows.append(('forward only (eval step)', batch_size / median_seconds(
+      lambda: predict_batch(model, True, weights, batch['image']), 2, steps)))
   return rows
 
 

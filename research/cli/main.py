@@ -153,18 +153,14 @@ def image_args(args: list[str], usage: str) -> tuple[Path, list[str]]:
 
 
 def run_gradcam(args: list[str]) -> None:
-  layer, target, rest = '', None, []
-  items = iter(args)
-  for arg in items:
-    if arg == '--layer':
-      layer = next(items, '')
-    elif arg == '--class':
-      value = next(items, '')
-      if not value.isdigit():
-        raise config_lib.ConfigError(f'--class takes a class index (0, 1, ...), not {value!r}')
-      target = int(value)
-    else:
-      rest.append(arg)
+  rest, overrides, options = split_args(args, options=('--layer', '--class'))
+  if overrides:
+    raise config_lib.ConfigError(f'gradcam takes no --config.{overrides[0]}: the run directory '
+                                 f'holds its config')
+  value = options.get('--class')
+  if value is not None and not value.isdigit():
+    raise config_lib.ConfigError(f'--class takes a class index (0, 1, ...), not {value!r}')
+  layer, target = options.get('--layer', ''), None if value is None else int(value)
   run_dir, paths = image_args(rest, './run.sh gradcam RUN_DIR IMAGE [IMAGE ...]')
   trained = restore(run_dir)
   if target is not None and target >= len(trained.class_names):

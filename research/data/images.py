@@ -6,6 +6,7 @@ orientation applied; greyscale, palette and CMYK converted; 16-bit scaled down;
 transparent pixels composited onto white. Images declaring more than
 `MAX_PIXELS` are refused before any pixel is decoded (bounded memory).
 """
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -54,26 +55,26 @@ def load_image(path: str, size: int) -> np.ndarray:
   return resize(decode(path), size)
 
 
-def unreadable(paths, threads: int = 8) -> dict[str, str]:
-  """{path: reason} for the images `decode` refuses (no fingerprints: see `scan_images`)."""
-  def reason(path):
-    try:
-      decode(path)
-      return None
-    except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
-      return f'{type(e).__name__}: {e}'
-  with ThreadPoolExecutor(threads) as pool:
-    reasons = list(progress.bar(pool.map(reason, paths), total=len(paths),
-                                desc='checking images', unit='img', leave=False))
-  return {p: r for p, r in zip(paths, reasons) if r is not None}
-
-
-def inspect_image(path: str) -> tuple[str | None, tuple | None]:
-  """(why `path` cannot be decoded, None) or (None, its leakage fingerprint)."""
+def inspect_image(path: str, with_fingerprint: bool = True) -> tuple[str | None, tuple | None]:
+  """(why `path` cannot be decoded, None) or (None, its leakage fingerprint if asked)."""
   try:
-    return None, fingerprint(path, decode(path))
+    image = decode(path)
+    return None, fingerprint(path, image) if with_fingerprint else None
   except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
     return f'{type(e).__name__}: {e}', None
+
+
+def inspect_all(paths, with_fingerprint: bool, threads: int = 8) -> list[tuple]:
+  """`inspect_image` of every path, in threads (decoding releases the GIL)."""
+  inspect = functools.partial(inspect_image, with_fingerprint=with_fingerprint)
+  with ThreadPoolExecutor(threads) as pool:
+    return list(progress.bar(pool.map(inspect, paths), total=len(paths),
+                             desc='checking images', unit='img', leave=False))
+
+
+def unreadable(paths) -> dict[str, str]:
+  """{path: reason} for the images `decode` refuses (no fingerprints: see `scan_images`)."""
+  return {p: r for p, (r, _) in zip(paths, inspect_all(paths, False)) if r is not None}
 
 
 def scan_images(paths, policy: str, threads: int = 8) -> tuple[dict[str, str], dict]:
@@ -82,9 +83,7 @@ def scan_images(paths, policy: str, threads: int = 8) -> tuple[dict[str, str], d
 
   policy 'error' raises on the first bad one; 'skip' lets the caller drop them.
   """
-  with ThreadPoolExecutor(threads) as pool:
-    results = list(progress.bar(pool.map(inspect_image, paths), total=len(paths),
-                                desc='checking images', unit='img', leave=False))
+  results = inspect_all(paths, True, threads)
   bad = {p: r for p, (r, _) in zip(paths, results) if r is not None}
   if bad and policy == 'error':
     path, reason = next(iter(bad.items()))

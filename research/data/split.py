@@ -18,16 +18,21 @@ def check_fractions(fractions) -> None:
                     f'for no validation')
 
 
+def smallest_class(labels: np.ndarray, class_names) -> tuple:
+  """(name, image count) of the class with the fewest images among `labels`."""
+  counts = np.bincount(labels)
+  smallest = int(np.argmin(np.where(counts > 0, counts, counts.max() + 1)))
+  return (class_names[smallest] if class_names else smallest), int(counts[smallest])
+
+
 def carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int, class_names):
   """(kept, carved): `fraction` of `index`, stratified by class."""
   try:
     return train_test_split(index, test_size=fraction, stratify=labels[index],
                             random_state=seed)
   except ValueError:
-    counts = np.bincount(labels[index], minlength=len(class_names or ()) or None)
-    smallest = int(np.argmin(np.where(counts > 0, counts, counts.max() + 1)))
-    name = class_names[smallest] if class_names else smallest
-    raise DataError(f'class {name!r} has {counts[smallest]} images, too few to split off a '
+    name, count = smallest_class(labels[index], class_names)
+    raise DataError(f'class {name!r} has {count} images, too few to split off a '
                     f'{fraction:.2g} fraction: add images to {name!r} or change '
                     f'data.split') from None
 
@@ -46,10 +51,8 @@ def stratified_split(labels, fractions, seed: int, class_names=None) -> dict[str
                                   stratify=labels[rest], random_state=seed)
                  if val_f else (rest[:0], rest))
   except ValueError:
-    counts = np.bincount(labels)
-    smallest = int(counts.argmin())
-    name = class_names[smallest] if class_names else smallest
-    raise DataError(f'class {name!r} has {counts[smallest]} images, too few for one in each of '
+    name, count = smallest_class(labels, class_names)
+    raise DataError(f'class {name!r} has {count} images, too few for one in each of '
                     f'train/val/test at data.split {tuple(fractions)}: add images to {name!r} '
                     f'or change data.split') from None
   return {'train': np.sort(train), 'val': np.sort(val), 'test': np.sort(test)}

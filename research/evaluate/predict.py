@@ -1,4 +1,7 @@
-"""Running a model over a list of records, in padded full batches (one compilation)."""
+"""Running a model over images in padded full batches (one compilation per model, head and
+batch size, shared by validation, the test report and predictions)."""
+import functools
+
 import jax
 import numpy as np
 
@@ -8,28 +11,35 @@ from research.models import probabilities
 from research.parallel import shard_batch
 
 
-def make_predict_fn(model, binary: bool):
-  """jitted (variables, images) -> (logits, probabilities)."""
-  def predict_fn(variables, images):
-    logits = model.apply(variables, images)
-    return logits, probabilities(logits, binary)
-
-  return jax.jit(predict_fn)
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def predict_batch(model, binary: bool, variables, images):
+  """(logits, probabilities) for one batch; flax modules are static (compared by value)."""
+  logits = model.apply(variables, images)
+  return logits, probabilities(logits, binary)
 
 
-def predict(predict_fn, variables, records, data_config, size: int, batch_size: int, mesh,
-            desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dispatch(model, binary: bool, variables, images, batch_size: int, mesh):
+  """Starts `images` (at most `batch_size`) padded to a full batch; (count, device outputs)."""
+  n = len(images)
+  padded = np.concatenate([images, np.repeat(images[-1:], batch_size - n, 0)])
+  return n, predict_batch(model, binary, variables, shard_batch({'image': padded}, mesh)['image'])
+
+
+def gather(outputs) -> tuple[np.ndarray, np.ndarray]:
+  """(logits, probabilities) of dispatched batches, fetched only once all are queued, so the
+  host never waits on a batch while it could be loading the next."""
+  fetched = [(n, jax.device_get(out)) for n, out in outputs]
+  return (np.concatenate([np.asarray(l)[:n] for n, (l, _) in fetched]),
+          np.concatenate([np.asarray(p)[:n] for n, (_, p) in fetched]))
+
+
+def predict(model, binary: bool, variables, records, data_config, size: int, batch_size: int,
+            mesh, desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(logits, probabilities, labels) for `records`, in order."""
   outputs, labels = [], []
   batches = eval_batches(records, data_config, size, batch_size)
   for batch in progress.bar(batches, total=-(-len(records) // batch_size), desc=desc,
                             unit='batch', leave=False):
-    n = len(batch['label'])
-    images = np.concatenate([batch['image'], np.repeat(batch['image'][-1:], batch_size - n, 0)])
-    outputs.append((n, predict_fn(variables, shard_batch({'image': images}, mesh)['image'])))
+    outputs.append(dispatch(model, binary, variables, batch['image'], batch_size, mesh))
     labels.append(batch['label'])
-  # Fetched only now, so the host never waits on a batch while it could be loading the next.
-  fetched = [(n, jax.device_get(out)) for n, out in outputs]
-  logits = np.concatenate([np.asarray(l)[:n] for n, (l, _) in fetched])
-  probs = np.concatenate([np.asarray(p)[:n] for n, (_, p) in fetched])
-  return logits, probs, np.concatenate(labels)
+  return (*gather(outputs), np.concatenate(labels))

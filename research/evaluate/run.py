@@ -4,7 +4,7 @@ import numpy as np
 from research import rundir
 from research.errors import UserError
 from research.evaluate import report
-from research.evaluate.predict import make_predict_fn, predict
+from research.evaluate.predict import predict
 from research.models import input_size
 
 
@@ -14,9 +14,9 @@ class EvaluationError(UserError, ValueError):
 
 def evaluate(run: rundir.TrainedRun) -> dict:
   """Test-split report (report.json, report.md, roc.png, confusion.png) in the run dir."""
-  _, probs, labels = predict(make_predict_fn(run.model, run.binary), run.variables,
-                             run.split['test'], run.config.data, input_size(run.config),
-                             run.config.batch_size, run.mesh, 'testing')
+  _, probs, labels = predict(run.model, run.binary, run.variables, run.split['test'],
+                             run.config.data, input_size(run.config), run.config.batch_size,
+                             run.mesh, 'testing')
   bad = int((~np.isfinite(probs).all(axis=1)).sum())
   if bad:
     raise EvaluationError(f'{bad} of {len(probs)} test predictions are not finite: the weights '

@@ -19,10 +19,8 @@ def differing(configs: list) -> list[str]:
   return [k for k in keys if k != 'workdir']
 
 
-def summary(run_dir: Path, keys: list[str]) -> dict:
+def summary(run_dir: Path, config, history: list[dict], keys: list[str]) -> dict:
   """One row: the run's values of `keys`, then its metrics."""
-  config = rundir.load_config(run_dir)
-  history = read(run_dir / rundir.METRICS)
   report_path = run_dir / 'report.json'
   if not history or not report_path.exists():
     raise rundir.RunDirError(f'{run_dir} has not finished (no metrics or report.json): finish '
@@ -31,15 +29,14 @@ def summary(run_dir: Path, keys: list[str]) -> dict:
   flat = config_lib.flat_values(config)
   best = lambda f, key: f(r[key] for r in history) if key in history[0] else None
   speeds = [r['train_images_per_s'] for r in history]
-  row = {'run': run_dir.name, **{k: flat.get(k) for k in keys},
-         'max train acc': best(max, 'train_accuracy'), 'min train loss': best(min, 'train_loss'),
-         'max val acc': best(max, 'val_accuracy'), 'min val loss': best(min, 'val_loss'),
-         'test acc': report['accuracy'],
-         **{f'test acc {c}': a for c, a in report['per_class_accuracy'].items()},
-         'learning time (s)': sum(r['seconds'] for r in history),
-         # the first epoch includes compilation
-         'train img/s': statistics.median(speeds[1:] or speeds)}
-  return row
+  return {'run': run_dir.name, **{k: flat.get(k) for k in keys},
+          'max train acc': best(max, 'train_accuracy'), 'min train loss': best(min, 'train_loss'),
+          'max val acc': best(max, 'val_accuracy'), 'min val loss': best(min, 'val_loss'),
+          'test acc': report['accuracy'],
+          **{f'test acc {c}': a for c, a in report['per_class_accuracy'].items()},
+          'learning time (s)': sum(r['seconds'] for r in history),
+          # the first epoch includes compilation
+          'train img/s': statistics.median(speeds[1:] or speeds)}
 
 
 def cell(column: str, value, keys) -> str:
@@ -53,11 +50,10 @@ def cell(column: str, value, keys) -> str:
 
 def write(out_dir: Path, stem: str, run_dirs: list[Path]) -> list[dict]:
   """Writes out_dir/<stem>.csv, .md and .png for `run_dirs`; returns the rows."""
-  missing = [r for r in run_dirs if not (Path(r) / rundir.CONFIG).exists()]
-  if missing:
-    rundir.load_config(missing[0])  # raises, naming it
-  keys = differing([rundir.load_config(r) for r in run_dirs])
-  rows = [summary(Path(r), keys) for r in run_dirs]
+  configs = [rundir.load_config(r) for r in run_dirs]
+  histories = [read(Path(r) / rundir.METRICS) for r in run_dirs]
+  keys = differing(configs)
+  rows = [summary(Path(r), c, h, keys) for r, c, h in zip(run_dirs, configs, histories)]
   columns = list(dict.fromkeys(k for row in rows for k in row))
   out_dir.mkdir(parents=True, exist_ok=True)
   with open(out_dir / f'{stem}.csv', 'w', newline='') as f:
@@ -73,6 +69,6 @@ def write(out_dir: Path, stem: str, run_dirs: list[Path]) -> list[dict]:
       f'Accuracies are fractions; max/min are over epochs; learning time sums the epochs '
       f'(training and validation); train img/s is the median epoch after the first.\n\n'
       f'![{stem}]({stem}.png)\n')
-  plots.comparison([row['run'] for row in rows], [row['test acc'] for row in rows],
-                   [read(Path(r) / rundir.METRICS) for r in run_dirs], out_dir / f'{stem}.png')
+  plots.comparison([row['run'] for row in rows], [row['test acc'] for row in rows], histories,
+                   out_dir / f'{stem}.png')
   return rows

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from research.data import DataError, is_image, resize, unreadable
-from research.evaluate.predict import make_predict_fn, predict
+from research.evaluate.predict import dispatch, gather, predict
 from research.models import input_size
-from research.parallel import shard_batch
 
 
 def predict_arrays(run, images) -> np.ndarray:
@@ -22,14 +21,8 @@ def predict_arrays(run, images) -> np.ndarray:
   training), in batches of the run's batch size."""
   size, batch = input_size(run.config), run.config.batch_size
   images = np.stack([resize(image, size) for image in images])
-  predict_fn = make_predict_fn(run.model, run.binary)
-  out = []
-  for start in range(0, len(images), batch):
-    chunk = images[start:start + batch]
-    padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
-    _, probs = predict_fn(run.variables, shard_batch({'image': padded}, run.mesh)['image'])
-    out.append(np.asarray(probs)[:len(chunk)])
-  return np.concatenate(out)
+  return gather([dispatch(run.model, run.binary, run.variables, images[i:i + batch], batch,
+                          run.mesh) for i in range(0, len(images), batch)])[1]
 
 
 def image_files(paths) -> list[str]:
@@ -57,9 +50,9 @@ def write_predictions(run, paths, out: Path, log=print) -> Path:
   files = [f for f in files if f not in bad]
   if not files:
     raise DataError(f'none of the {len(bad)} images given can be read (see {skipped})')
-  _, probs, _ = predict(make_predict_fn(run.model, run.binary), run.variables,
-                        [(f, -1) for f in files], run.config.data, input_size(run.config),
-                        run.config.batch_size, run.mesh, 'predicting')
+  _, probs, _ = predict(run.model, run.binary, run.variables, [(f, -1) for f in files],
+                        run.config.data, input_size(run.config), run.config.batch_size,
+                        run.mesh, 'predicting')
   with open(out, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(['path', 'predicted', *(f'p({c})' for c in run.class_names)])

@@ -5,10 +5,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from research import parallel, rundir
+from research import rundir
 from research.data import DataError, load_split, steps_per_epoch
 from research.evaluate import evaluate, plots
-from research.evaluate.predict import make_predict_fn, predict
+from research.evaluate.predict import predict
 from research.experiment.prepare import prepare, start_run
 from research.explain.run import explain_test_images, feature_maps, test_picks
 from research.models import input_size, loss_and_accuracy
@@ -16,15 +16,17 @@ from research.train import checkpoint
 from research.train.freeze import TRAINABLE
 from research.train.loop import build, fit, variables
 
+# A run's model with the weights of its latest checkpoint (no optimizer is built).
+restore = checkpoint.restore_run
+
 
 def validation(config, built, records):
   """validate(variables) -> (loss, accuracy) on `records`, or None if there are none."""
   if not records:
     return None
-  predict_fn = make_predict_fn(built.model, built.binary)
 
   def validate(variables_):
-    logits, _, labels = predict(predict_fn, variables_, records, config.data,
+    logits, _, labels = predict(built.model, built.binary, variables_, records, config.data,
                                 input_size(config), config.batch_size, built.mesh, 'validating')
     return loss_and_accuracy(jnp.asarray(logits), jnp.asarray(labels), built.binary)
 
@@ -66,10 +68,3 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
   feature_maps(trained, [p for p, _ in test_picks(trained, config.features.num_images)])
   explain_test_images(trained, config.gradcam.num_images)
   return evaluate(trained)
-
-
-def restore(run_dir: Path) -> rundir.TrainedRun:
-  """A run's model with the weights of its latest checkpoint (no optimizer is built)."""
-  config, model, weights, class_names, split, position = checkpoint.restore_run(run_dir)
-  return rundir.TrainedRun(Path(run_dir), config, model, weights, parallel.make_mesh(),
-                           len(class_names) == 2, class_names, split, position['epoch'] - 1)

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from research import config as config_lib
-from research import rundir, weights
+from research import rundir
 from research.experiment import compare
 from research.experiment.run import run
-from research.models import get_spec
+from research.train.state import pretrained_file
 
 SWEEP = 'sweep.json'
 
@@ -85,10 +85,7 @@ def start(spec: str, overrides: list[str]) -> Path:
   points = read_points(spec)
   sweep_dir = Path(f'checkpoints/{Path(path).stem}-sweep-{time.strftime("%Y%m%d-%H%M%S")}')
   for point in points:  # every point's config and weight file are checked before any runs
-    config = point_config(path, point, overrides, sweep_dir / point['name'])
-    spec = get_spec(config.model.name)
-    if config.model.pretrained and spec.weights:
-      weights.resolve(spec.weights, config.model.weights or None)
+    pretrained_file(point_config(path, point, overrides, sweep_dir / point['name']))
   sweep_dir.mkdir(parents=True)
   (sweep_dir / SWEEP).write_text(json.dumps(
       {'config': path, 'overrides': overrides, 'points': points}, indent=1))

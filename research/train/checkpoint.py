@@ -74,18 +74,20 @@ def restore_variables(run_dir: Path, abstract: dict, identity: dict) -> tuple[di
   return restored['state'], position
 
 
-def restore_run(run_dir: Path):
-  """(config, model, variables, class names, split, position) of a run's latest checkpoint:
-  its model rebuilt from its config, params and batch_stats read, no optimizer."""
+def restore_run(run_dir: Path) -> rundir.TrainedRun:
+  """A run's model, rebuilt from its config, with the params and batch_stats of its latest
+  checkpoint; no optimizer is built or read."""
   run_dir = Path(run_dir)
   config = rundir.load_config(run_dir)
   class_names, split = load_split(run_dir / rundir.SPLIT)
   outputs = 1 if len(class_names) == 2 else len(class_names)
   model = create_model(config.model, outputs)
-  size, sharding = input_size(config), parallel.replicated(parallel.make_mesh())
+  size, mesh = input_size(config), parallel.make_mesh()
+  sharding = parallel.replicated(mesh)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8))
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
                           {'params': shapes['params'],
                            'batch_stats': shapes.get('batch_stats', {})})
   variables, position = restore_variables(run_dir, abstract, model_identity(config, outputs))
-  return config, model, variables, class_names, split, position
+  return rundir.TrainedRun(run_dir, config, model, variables, mesh, outputs == 1, class_names,
+                           split, position['epoch'] - 1)

@@ -10,7 +10,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from research import parallel, progress
+from research import parallel, progress, rundir
 from research.config import ConfigError
 from research.data import train_batches
 from research.errors import UserError
@@ -116,14 +116,16 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
     state, at = checkpoint.restore(mngr, state, built.identity)
     log(f'resumed: from checkpoint {mngr.latest_step()}: epoch {at["epoch"]}, step '
         f'{at["step"]}/{steps}')
-  history = History(run_dir / 'metrics.jsonl', run_dir / 'tb', at['epoch'] - 1)
+  history = History(run_dir / rundir.METRICS, run_dir / rundir.TENSORBOARD, at['epoch'] - 1)
   guard = NonFiniteGuard(config, mngr)
   rng = jax.random.key(config.seed + 1)
   size, every, phase = input_size(config), config.checkpoint.every_steps, None
+  # at a terminal the bar shows the loss; in a log, a plain line every N steps
+  plain_every = 0 if progress.interactive() else config.log_every_steps
 
   for epoch in range(at['epoch'], config.num_epochs + 1):
-    if phase != phase_at(built.phases, epoch):
-      phase = phase_at(built.phases, epoch)
+    if phase != (now := phase_at(built.phases, epoch)):
+      phase = now
       labels = built.phases[phase].labels
       train_step = jax.jit(make_train_step(labels, built.binary, config.on_nonfinite == 'skip'),
                            donate_argnums=0)
@@ -146,12 +148,10 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
         totals = accumulate(totals, metrics)
         if previous is not None:
           guard.check(*previous)
-          bar.set_postfix(loss=f'{float(previous[1]["loss"]):.4f}',
-                          acc=f'{float(previous[1]["accuracy"]):.3f}')
-        if (not progress.interactive() and config.log_every_steps and previous is not None
-            and (step - 1) % config.log_every_steps == 0):
-          log(f'epoch {epoch} step {step - 1}/{steps}: loss '
-              f'{float(previous[1]["loss"]):.4f} acc {float(previous[1]["accuracy"]):.3f}')
+          loss, accuracy = float(previous[1]['loss']), float(previous[1]['accuracy'])
+          bar.set_postfix(loss=f'{loss:.4f}', acc=f'{accuracy:.3f}')
+          if plain_every and (step - 1) % plain_every == 0:
+            log(f'epoch {epoch} step {step - 1}/{steps}: loss {loss:.4f} acc {accuracy:.3f}')
         previous = ((epoch - 1) * steps + step, metrics)
         bar.update()
         if every and previous[0] % every == 0 and step < steps:

@@ -35,11 +35,19 @@ def init_variables(model, config, rng, log=print) -> dict:
   variables = {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
   if config.model.init_from:
     return from_run(jax.tree.map(np.asarray, variables), config, log)
-  if config.model.pretrained:
-    variables = jax.tree.map(np.asarray, variables)
-    variables = weights.load_pretrained(variables, spec, config.model.weights or None,
-                                        dont_load=tuple(config.model.dont_load), log=log)
+  path = pretrained_file(config, log)
+  if path:
+    variables = weights.load_file(jax.tree.map(np.asarray, variables), spec, path,
+                                  tuple(config.model.dont_load))
   return variables
+
+
+def pretrained_file(config, log=print):
+  """The ImageNet (or the user's own) weight file a config starts from, checked and, if
+  need be, downloaded now; None for a random init or a start from another run."""
+  if config.model.init_from or not config.model.pretrained:
+    return None
+  return weights.pretrained_file(get_spec(config.model.name), config.model.weights or None, log)
 
 
 def from_run(variables: dict, config, log) -> dict:
@@ -47,13 +55,14 @@ def from_run(variables: dict, config, log) -> dict:
   `model.dont_load` matches (the head) is loaded where its shapes agree, else kept as
   initialised (a head for other classes or widths)."""
   run_dir = Path(config.model.init_from)
-  theirs, _, restored, *_ = checkpoint.restore_run(run_dir)
-  if theirs.model.name != config.model.name:
-    raise ConfigError(f'model.init_from {run_dir} holds a {theirs.model.name}, but this config '
-                      f'builds a {config.model.name}: set --config.model.name='
-                      f'{theirs.model.name}, or start from a run of {config.model.name}')
+  theirs = checkpoint.restore_run(run_dir)
+  name = theirs.config.model.name
+  if name != config.model.name:
+    raise ConfigError(f'model.init_from {run_dir} holds a {name}, but this config builds a '
+                      f'{config.model.name}: set --config.model.name={name}, or start from a '
+                      f'run of {config.model.name}')
   skip = [re.compile(p) for p in config.model.dont_load]
-  mine, source = flat(variables), flat(jax.device_get(restored))
+  mine, source = flat(variables), flat(jax.device_get(theirs.variables))
   kept = []
   for path, value in mine.items():
     if path in source and source[path].shape == value.shape:

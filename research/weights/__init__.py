@@ -14,10 +14,15 @@ def load_pretrained(variables: dict, spec, path: str | None = None,
   `spec` is a `research.models.ModelSpec`; `dont_load` are regexes over
   parameter paths to keep as initialised (the new head, big_vision style).
   """
+  return load_file(variables, spec, pretrained_file(spec, path, log), dont_load)
+
+
+def pretrained_file(spec, path: str | None = None, log=print):
+  """The verified local weight file of `spec` (downloaded once), or the user's own `path`."""
   if spec.weights is None:
     raise WeightFileError('this model has no pretrained weights: set '
                           '--config.model.pretrained=False')
-  return load_file(variables, spec, resolve(spec.weights, path, log), dont_load)
+  return resolve(spec.weights, path, log)
 
 
 def load_file(variables: dict, spec, path, dont_load=()) -> dict:
