@@ -62,6 +62,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = dict(
       path='',  # '' -> ELPV; a folder with one sub-folder per class; or a CSV of path,label
       elpv_task='binary',  # 'binary' (functional vs defective) or 'levels' (4 classes)
+      # a TensorFlow Datasets name instead of data.path, e.g. 'cats_vs_dogs', 'tf_flowers',
+      # read (without TensorFlow) from a prepared copy in tfds_dir ('' = ~/tensorflow_datasets)
+      tfds='',
+      tfds_dir='',
       image_size=0,  # side in pixels images are resized to; 0 = the model's (registry) size
       split=(0.7, 0.15, 0.15),  # train/val/test, stratified, made before augmenting
       on_bad_image='skip',  # 'skip' (listed in bad_images.txt) or 'error'

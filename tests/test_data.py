@@ -4,14 +4,17 @@ import numpy as np
 import pytest
 
 from helpers import make_folder, truncate, write_image
+from research.config import base_config
 from research.data import (DataError, scan_images, load_image, load_source,
                            stratified_split, train_batches)
 from research.data.augment import augment
 
 
 def data_config(path=''):
-  return ml_collections.ConfigDict(dict(path=str(path), elpv_task='binary', threads=2, augment=dict(
-      rotation=40.0, shear=0.2, zoom=0.2, hflip=True)))
+  config = base_config().data
+  config.path, config.threads = str(path), 2
+  config.augment.update(rotation=40.0, shear=0.2, zoom=0.2, hflip=True)
+  return config
 
 
 def test_folder_source_labels_follow_sorted_class_folders(tmp_path):

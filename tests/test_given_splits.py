@@ -2,16 +2,18 @@
 a CSV with a split column, and no validation split at all."""
 import json
 
-import ml_collections
 import pytest
 
 from helpers import make_folder
 from research.cli.main import main
+from research.config import base_config
 from research.data import DataError, load_source, make_split, split_records
 
 
 def data_config(path):
-  return ml_collections.ConfigDict(dict(path=str(path), elpv_task='binary'))
+  config = base_config().data
+  config.path = str(path)
+  return config
 
 
 def split_of(path, fractions=(0.7, 0.15, 0.15)):

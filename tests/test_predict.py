@@ -6,7 +6,7 @@ from PIL import Image
 
 from helpers import make_folder, truncate, write_image
 from research.cli.main import main
-from research.data.images import decode
+from research.data.images import decode, read_bytes
 from research.experiment.predict import predict_arrays
 from research.experiment.run import restore
 from test_train import train
@@ -36,7 +36,7 @@ def test_predict_writes_probabilities_skips_bad_images_and_matches_python(tmp_pa
   assert [r['predicted'] for r in rows] == [('bright', 'dark')[i] for i in probs.argmax(1)]
 
   run = restore(tmp_path / 'run')
-  arrays = [np.asarray(decode(str(p))) for p in (*good, single)]
+  arrays = [np.asarray(decode(read_bytes(str(p)))) for p in (*good, single)]
   np.testing.assert_allclose(predict_arrays(run, arrays), probs, atol=1e-6)
   assert predict_arrays(run, [np.asarray(Image.open(single))]).shape == (1, 2)
 

@@ -7,6 +7,7 @@ transparent pixels composited onto white. Images declaring more than
 `MAX_PIXELS` are refused before any pixel is decoded (bounded memory).
 """
 import functools
+import io
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image, ImageOps
 
 from research import progress
 from research.data.leakage import fingerprint
+from research.data import tfds_source
 from research.data.sources import DataError
 
 MAX_PIXELS = 50_000_000  # ~150 MB as RGB; a 20,000 x 20,000 image declares 400 M
@@ -35,9 +37,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
   return image.convert('RGB')
 
 
-def decode(path: str) -> Image.Image:
-  """The image at `path` as 8-bit RGB, upright."""
-  with Image.open(path) as image:
+def read_bytes(path: str) -> bytes:
+  """The encoded image: a file's content, or a tfds dataset's record (`tfds:` paths)."""
+  if path.startswith(tfds_source.PREFIX):
+    return tfds_source.read(path)
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+def decode(data: bytes) -> Image.Image:
+  """An encoded image as 8-bit RGB, upright."""
+  with Image.open(io.BytesIO(data)) as image:
     if image.width * image.height > MAX_PIXELS:
       raise ImageTooLarge(f'{image.width}x{image.height} pixels, more than {MAX_PIXELS:,}')
     image = ImageOps.exif_transpose(image)
@@ -52,14 +62,15 @@ def resize(image, size: int) -> np.ndarray:
 
 def load_image(path: str, size: int) -> np.ndarray:
   """uint8 (size, size, 3), decoded by `decode`."""
-  return resize(decode(path), size)
+  return resize(decode(read_bytes(path)), size)
 
 
 def inspect_image(path: str, with_fingerprint: bool = True) -> tuple[str | None, tuple | None]:
   """(why `path` cannot be decoded, None) or (None, its leakage fingerprint if asked)."""
   try:
-    image = decode(path)
-    return None, fingerprint(path, image) if with_fingerprint else None
+    data = read_bytes(path)
+    image = decode(data)
+    return None, fingerprint(data, image) if with_fingerprint else None
   except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
     return f'{type(e).__name__}: {e}', None
 

@@ -22,10 +22,9 @@ def perceptual_hash(image: Image.Image) -> np.ndarray:
   return np.packbits(low > np.median(low[1:]))
 
 
-def fingerprint(path: str, image: Image.Image) -> tuple[str, np.ndarray, np.ndarray]:
-  """(sha256 of the file, pHash, pHash of the mirror image) of a decoded `image`."""
-  with open(path, 'rb') as f:
-    digest = hashlib.file_digest(f, 'sha256').hexdigest()
+def fingerprint(data: bytes, image: Image.Image) -> tuple[str, np.ndarray, np.ndarray]:
+  """(sha256 of the encoded `data`, pHash, pHash of the mirror image) of its decoded `image`."""
+  digest = hashlib.sha256(data).hexdigest()
   mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
   return digest, perceptual_hash(image), perceptual_hash(mirror)
 

@@ -1,5 +1,5 @@
 """Where labelled images come from: a class-per-folder tree (optionally already split into
-train/, val/, test/), a CSV of path,label[,split], or ELPV.
+train/, val/, test/), a CSV of path,label[,split], a tfds dataset (tfds_source), or ELPV.
 
 A source is just the list of (path, label), the class names and, when the data
 comes split, each image's split; nothing is decoded here. Paths are sorted so a
@@ -131,7 +131,15 @@ def elpv(task: str) -> Source:
 
 
 def load_source(data_config) -> Source:
-  """`data.path` empty: ELPV; a folder: class-per-folder; a .csv file: path,label rows."""
+  """`data.tfds`: a TensorFlow Datasets dataset; `data.path` empty: ELPV; a folder:
+  class-per-folder; a .csv file: path,label rows."""
+  if data_config.tfds:
+    if data_config.path:
+      raise DataError(f'data.path {data_config.path} and data.tfds {data_config.tfds} both '
+                      f'name the data: set only one')
+    # imported here: tfds_source builds on this module
+    from research.data.tfds_source import from_tfds  # pylint: disable=import-outside-toplevel
+    return from_tfds(data_config.tfds, data_config.tfds_dir)
   if not data_config.path:
     return elpv(data_config.elpv_task)
   path = Path(data_config.path).expanduser()

@@ -13,7 +13,7 @@ def usable_source(config, log) -> tuple[Source, dict[str, str], dict]:
   the others' fingerprints (for `find_leaks`)."""
   source = load_source(config.data)
   log(f'data:    {source.description}')
-  if not config.data.path:
+  if not config.data.path and not config.data.tfds:
     log('         the embedded default; for your own images: --config.data.path=FOLDER (one '
         'sub-folder per class) or a CSV of path,label')
   bad, fingerprints = scan_images(source.paths, config.data.on_bad_image)
