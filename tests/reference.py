@@ -49,16 +49,6 @@ def mobilenet_v2(state: dict) -> torch.nn.Module:
   return net.eval()
 
 
-def reference(name: str, state: dict):
-  """(model, {flax block path: torch module}) for block-by-block comparison."""
-  if name.startswith('efficientnet_lite'):
-    net = efficientnet_lite(name, state)
-    blocks = {f'backbone/blocks_{i}': b for i, b in enumerate(net._blocks)}  # pylint: disable=protected-access
-    return net, blocks
-  net = mobilenet_v2(state)
-  return net, {f'backbone/features_{i}': f for i, f in enumerate(net.features)}
-
-
 def normalised_nchw(images: np.ndarray, mean, std) -> torch.Tensor:
   x = (images.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
   return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()

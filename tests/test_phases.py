@@ -32,7 +32,7 @@ def torch_trainable_from(name: str) -> set:
   net = reference.torchvision().models.resnet50()
   names = [n for n, _ in net.named_parameters() if not n.startswith('fc.')]
   state = {n: p.detach().numpy() for n, p in net.named_parameters()}
-  paths = {n: next(iter(port_state_dict({n: state[n]}, MODELS['resnet50'].key_table)))
+  paths = {n: next(iter(port_state_dict({n: state[n]}, MODELS['resnet50'].weight_format.key_table)))
            for n in names}
   return {paths[n].removeprefix('params/') for n in names[names.index(f'{name}.weight'):]}
 

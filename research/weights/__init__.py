@@ -2,9 +2,8 @@
 from flax import traverse_util
 
 from research.weights.files import WeightFile, WeightFileError, resolve
-from research.weights.keras import port_keras_layers, read_keras_file
-from research.weights.port import (PortError, flax_module_path, load_into, port_state_dict,
-                                   read_torch_file)
+from research.weights.formats import KerasH5, TorchStateDict
+from research.weights.port import PortError, load_into, port_state_dict, read_torch_file
 
 
 def load_pretrained(variables: dict, spec, path: str | None = None,
@@ -26,10 +25,6 @@ def pretrained_file(spec, path: str | None = None, log=print):
 
 
 def load_file(variables: dict, spec, path, dont_load=()) -> dict:
-  """`load_pretrained` from a given file, unchecked: a torch .pth or a Keras .h5."""
-  if spec.keras_layers:
-    paths = set(traverse_util.flatten_dict(variables, sep='/'))
-    ported = port_keras_layers(read_keras_file(path), spec.keras_layers, paths)
-  else:
-    ported = port_state_dict(read_torch_file(path), spec.key_table)
-  return load_into(variables, ported, dont_load)
+  """`load_pretrained` from a given file, unchecked, ported by the spec's weight format."""
+  paths = set(traverse_util.flatten_dict(variables, sep='/'))
+  return load_into(variables, spec.weight_format.port(path, paths), dont_load)
