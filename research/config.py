@@ -53,11 +53,21 @@ def base_config() -> ml_collections.ConfigDict:
       phases=(),
   )
   c.optimizer = dict(
-      name='adam',  # 'adam' or 'sgd'
+      name='adam',  # 'adam', 'adamw' (decoupled weight decay) or 'sgd'
       learning_rate=1e-3,
       momentum=0.9,  # sgd only
+      weight_decay=0.0,  # adamw only: decoupled, times the learning rate (as torch's AdamW)
       step_epochs=0,  # StepLR: multiply the rate by gamma every step_epochs (0 = constant)
       gamma=0.1,
+      cosine=False,  # cosine decay to 0 over the run (instead of StepLR)
+      warmup_epochs=0.0,  # linear warm-up from 0 over this many epochs (fractions allowed)
+  )
+  c.loss = dict(
+      # '' (none), 'balanced' (n / (classes x class count) over the train split, as
+      # scikit-learn's), or one weight per class, e.g. '1,3,3,1'; the loss is the weighted
+      # mean, sum(w_i l_i) / sum(w_i), as torch's CrossEntropyLoss(weight=...)
+      class_weights='',
+      label_smoothing=0.0,  # targets (1 - e) one-hot + e / classes
   )
   c.data = dict(
       path='',  # '' -> ELPV; a folder with one sub-folder per class; or a CSV of path,label
@@ -70,6 +80,9 @@ def base_config() -> ml_collections.ConfigDict:
       split=(0.7, 0.15, 0.15),  # train/val/test, stratified, made before augmenting
       on_bad_image='skip',  # 'skip' (listed in bad_images.txt) or 'error'
       threads=4,  # decode/augment threads
+      # draw every class equally often in each epoch (rare images repeat, common ones are
+      # subsampled; the epoch keeps its length)
+      balanced_sampling=False,
       augment=dict(rotation=0.0, shear=0.0, zoom=0.0, hflip=False),  # Keras units
       # the same image (exact, or a resized/flipped/re-encoded copy) in two splits leaks the
       # test set: 'warn' (listed in leakage.txt) or 'error'
@@ -79,6 +92,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint = dict(
       keep=3,  # the last N checkpoints are kept
       every_steps=0,  # also checkpoint every N steps within an epoch (0 = at epoch ends only)
+      # the best epoch's weights are kept too (checkpoints/best), by this validation metric;
+      # the test report, eval, Grad-CAM and predict use them (--checkpoint last: the last)
+      best_metric='val_accuracy',  # 'val_accuracy', 'val_loss' or 'val_balanced_accuracy'
+      patience=0,  # early stopping: stop after N epochs without a better best_metric (0 = never)
+  )
+  c.evaluation = dict(
+      tta_flip=False,  # average the logits of each image and its mirror image
   )
   c.features = dict(
       num_images=1,  # test images whose feature maps (every block) are drawn after a run
@@ -92,7 +112,8 @@ def base_config() -> ml_collections.ConfigDict:
 
 CHOICES = {
     'model.pooling': ('avg', 'flatten'),
-    'optimizer.name': ('adam', 'sgd'),
+    'optimizer.name': ('adam', 'adamw', 'sgd'),
+    'checkpoint.best_metric': ('val_accuracy', 'val_loss', 'val_balanced_accuracy'),
     'data.elpv_task': ('binary', 'levels'),
     'data.on_bad_image': ('skip', 'error'),
     'data.leakage': ('warn', 'error'),

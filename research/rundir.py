@@ -16,6 +16,7 @@ from pathlib import Path
 
 import ml_collections
 
+from research.config import base_config
 from research.errors import UserError
 
 CONFIG, SPLIT, BAD_IMAGES, METRICS = 'config.json', 'split.json', 'bad_images.txt', 'metrics.jsonl'
@@ -53,11 +54,15 @@ def save_config(run_dir: Path, config) -> None:
 
 
 def load_config(run_dir: Path) -> ml_collections.ConfigDict:
+  """The run's config; keys added to the schema since the run was made keep their defaults
+  (which are what such a run did)."""
   path = Path(run_dir) / CONFIG
   if not path.exists():
     raise RunDirError(f'{run_dir} is not a run directory (no {CONFIG}): pass a folder made by '
                       f'./run.sh configs/<experiment>.py, e.g. checkpoints/<run>')
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = base_config()
+  config.update(json.loads(path.read_text()))
+  return config
 
 
 @dataclasses.dataclass
@@ -72,4 +77,5 @@ class TrainedRun:
   binary: bool
   class_names: tuple
   split: dict
-  epoch: int
+  epoch: int  # whose weights these are
+  checkpoint: str = 'last'  # 'best' (by the config's checkpoint.best_metric) or 'last'

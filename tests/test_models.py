@@ -36,7 +36,7 @@ def test_unknown_model_lists_the_registry():
 def test_step_lr_multiplies_by_gamma_every_step_epochs():
   config = base_config().optimizer
   config.update(dict(learning_rate=1e-4, step_epochs=5, gamma=0.1))
-  schedule = learning_rate(config, steps_per_epoch=10)
+  schedule = learning_rate(config, steps_per_epoch=10, num_epochs=20)
   assert [float(schedule(s)) for s in (0, 49, 50, 99, 100)] == pytest.approx(
       [1e-4, 1e-4, 1e-5, 1e-5, 1e-6])
 

@@ -76,7 +76,7 @@ def test_learning_rate_factor_holds_from_each_phase_start():
   opt = config_lib.base_config().optimizer
   opt.learning_rate, opt.step_epochs, opt.gamma = 1.0, 2, 0.5
   phases = (Phase(1, {}, 1.0), Phase(3, {}, 0.1))
-  rate = learning_rate(opt, 10, phases)
+  rate = learning_rate(opt, 10, 10, phases)
   assert [float(rate(s)) for s in (0, 19, 20, 39, 40)] == pytest.approx(
       [1.0, 1.0, 0.05, 0.05, 0.025])
 

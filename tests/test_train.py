@@ -9,6 +9,7 @@ from helpers import make_folder, truncate
 from research import rundir
 from research.cli.main import main
 from research.experiment.run import restore
+from research.train import checkpoint
 from research.train.freeze import flat
 
 SMALL = ['--config.model.name=simple_cnn', '--config.model.pretrained=False', '--config.freeze.before=',
@@ -26,6 +27,12 @@ def train(folder, workdir, epochs, *extra):
                f'--config.workdir={workdir}', f'--config.num_epochs={epochs}', *extra])
 
 
+def history(run_dir):
+  """metrics.jsonl without the times."""
+  return [{k: v for k, v in json.loads(line).items() if k not in ('seconds', 'train_images_per_s')}
+          for line in (run_dir / 'metrics.jsonl').read_text().splitlines()]
+
+
 def test_a_run_writes_every_output_and_resumes_bit_identically(folder, tmp_path):
   assert train(folder, tmp_path / 'full', 2) == 0
   full = tmp_path / 'full'
@@ -41,12 +48,12 @@ def test_a_run_writes_every_output_and_resumes_bit_identically(folder, tmp_path)
 
   assert train(folder, tmp_path / 'resumed', 1) == 0
   assert train(folder, tmp_path / 'resumed', 2, '--resume', str(tmp_path / 'resumed')) == 0
-  a, b = restore(full), restore(tmp_path / 'resumed')
-  assert a.epoch == b.epoch == 2
-  for path, value in flat(a.variables['params']).items():
-    assert np.array_equal(value, flat(b.variables['params'])[path]), path
-  drop_time = lambda r: {k: v for k, v in r.items() if k not in ('seconds', 'train_images_per_s')}
-  history = lambda d: [drop_time(json.loads(l)) for l in (d / 'metrics.jsonl').read_text().splitlines()]
+  for which in ('last', 'best'):
+    a, b = restore(full, which), restore(tmp_path / 'resumed', which)
+    assert a.checkpoint == b.checkpoint == which and a.epoch == b.epoch
+    for path, value in flat(a.variables['params']).items():
+      assert np.array_equal(value, flat(b.variables['params'])[path]), path
+  assert a.epoch == checkpoint.best_epoch(history(full), 'val_accuracy')
   assert history(full) == history(tmp_path / 'resumed')
 
 
@@ -58,20 +65,22 @@ def test_eval_reproduces_the_report_and_gradcam_writes_pngs(folder, tmp_path, ca
   image = next((folder / 'dark').iterdir())
   capsys.readouterr()
   assert main(['gradcam', str(tmp_path / 'run'), str(image)]) == 0
-  assert capsys.readouterr().out.strip() == str(tmp_path / 'run' / 'gradcam' / f'{image.stem}.png')
+  assert capsys.readouterr().out.split('\n', 1)[1].strip() == str(
+      tmp_path / 'run' / 'gradcam' / f'{image.stem}.png')
   # same file name in two class folders: two pictures
   twins = [folder / c / 'x.png' for c in ('bright', 'dark')]
   for twin, source in zip(twins, (image, next((folder / 'bright').iterdir()))):
     twin.write_bytes(source.read_bytes())
   try:
     assert main(['gradcam', str(tmp_path / 'run'), *map(str, twins)]) == 0
-    assert capsys.readouterr().out.split() == [
+    assert capsys.readouterr().out.split('\n', 1)[1].split() == [
         str(tmp_path / 'run' / 'gradcam' / f'{c}_x.png') for c in ('bright', 'dark')]
     assert main(['gradcam', str(tmp_path / 'run'), str(image), '--class', '7']) == 2
     assert capsys.readouterr().err == (f'error: --class 7: {tmp_path / "run"} has 2 classes, '
                                        f'0 = bright, 1 = dark\n')
     assert main(['features', str(tmp_path / 'run'), str(image)]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / 'run' / 'features' / image.stem)
+    assert capsys.readouterr().out.split('\n', 1)[1].strip() == str(
+        tmp_path / 'run' / 'features' / image.stem)
   finally:
     for twin in twins:
       twin.unlink()
@@ -145,7 +154,7 @@ def test_a_checkpoint_of_another_head_is_refused_naming_both(folder, tmp_path, c
   capsys.readouterr()
   assert main(['eval', str(tmp_path / 'a')]) == 2
   assert capsys.readouterr().err.strip().splitlines()[-1] == (
-      f'error: checkpoint {tmp_path / "a" / "checkpoints" / "4"} holds model=simple_cnn, '
+      f'error: checkpoint {tmp_path / "a" / "checkpoints" / "best" / "1"} holds model=simple_cnn, '
       f'hidden=[8], pooling=avg, outputs=1, but the config asks for model=simple_cnn, '
       f'hidden=[], pooling=avg, outputs=1: use the run directory that checkpoint came from')
   assert (tmp_path / 'a' / 'report.json').read_text() == report

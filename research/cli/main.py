@@ -13,6 +13,7 @@ from research.experiment.predict import write_predictions
 from research.experiment.run import restore, run
 from research.explain.run import explain_files, feature_maps
 from research.models import get_spec, input_size
+from research.train import checkpoint
 from research.weights.files import packaged_path
 
 USAGE = """usage:
@@ -25,6 +26,8 @@ USAGE = """usage:
   ./run.sh gradcam RUN_DIR IMAGE... [--layer PATH] [--class INDEX]
   ./run.sh features RUN_DIR IMAGE...                     feature maps of every block
   ./run.sh predict RUN_DIR IMAGE_OR_FOLDER... [--out CSV] predictions.csv (class probabilities)
+      eval, gradcam, features and predict use the best epoch's weights (by validation);
+      --checkpoint last: the last epoch's
   ./run.sh bench                                         benchmarks -> BENCHMARKS.md
   ./run.sh test [PYTEST ARGS]                            the test suite"""
 
@@ -104,8 +107,10 @@ def run_experiment(args: list[str]) -> None:
   print(f'run dir: {run_dir}')
   began = time.time()
   report = run(config, run_dir, resume=bool(resume))
-  print(f'test:    accuracy {report["accuracy"]:.4f}, loss {report["loss"]:.4f} on '
-        f'{report["num_images"]} images ({time.time() - began:.0f} s in all)')
+  print(f'test:    accuracy {report["accuracy"]:.4f}, balanced accuracy '
+        f'{report["balanced_accuracy"]:.4f}, loss {report["loss"]:.4f} on '
+        f'{report["num_images"]} images (weights of epoch {report["epoch"]}, '
+        f'{report["checkpoint"]}; {time.time() - began:.0f} s in all)')
   print(f'outputs: {run_dir}/report.md (curves.png, roc.png, confusion.png, gradcam/, '
         f'features/, metrics.jsonl, tb/, checkpoints/)')
 
@@ -134,13 +139,28 @@ def run_compare(args: list[str]) -> None:
   print(f'compare: {out}/compare.md (compare.csv, compare.png)')
 
 
+def restored(run_dir: Path, options: dict):
+  """The run with the weights `--checkpoint` names (best by default), said in one line."""
+  which = options.get('--checkpoint', 'best')
+  if which not in checkpoint.WHICH:
+    raise config_lib.ConfigError(f'--checkpoint {which!r}: choose one of: '
+                                 f'{", ".join(checkpoint.WHICH)}')
+  trained = restore(run_dir, which)
+  print(f'weights: epoch {trained.epoch} ({trained.checkpoint}'
+        + (f' by {trained.config.checkpoint.best_metric})' if trained.checkpoint == 'best'
+           else ')'))
+  return trained
+
+
 def run_eval(args: list[str]) -> None:
-  if len(args) != 1:
-    raise config_lib.ConfigError('usage: ./run.sh eval RUN_DIR')
-  report = evaluate(restore(Path(args[0])))
-  print(f'test accuracy {report["accuracy"]:.4f}, loss {report["loss"]:.4f} on '
+  runs, overrides, options = split_args(args, options=('--checkpoint',))
+  if len(runs) != 1 or overrides:
+    raise config_lib.ConfigError('usage: ./run.sh eval RUN_DIR [--checkpoint best|last]')
+  report = evaluate(restored(Path(runs[0]), options))
+  print(f'test accuracy {report["accuracy"]:.4f}, balanced accuracy '
+        f'{report["balanced_accuracy"]:.4f}, loss {report["loss"]:.4f} on '
         f'{report["num_images"]} images; per class: {report["per_class_accuracy"]}')
-  print(f'report: {Path(args[0]) / "report.md"}')
+  print(f'report: {Path(runs[0]) / "report.md"}')
 
 
 def image_args(args: list[str], usage: str) -> tuple[Path, list[str]]:
@@ -153,7 +173,7 @@ def image_args(args: list[str], usage: str) -> tuple[Path, list[str]]:
 
 
 def run_gradcam(args: list[str]) -> None:
-  rest, overrides, options = split_args(args, options=('--layer', '--class'))
+  rest, overrides, options = split_args(args, options=('--layer', '--class', '--checkpoint'))
   if overrides:
     raise config_lib.ConfigError(f'gradcam takes no --config.{overrides[0]}: the run directory '
                                  f'holds its config')
@@ -162,7 +182,7 @@ def run_gradcam(args: list[str]) -> None:
     raise config_lib.ConfigError(f'--class takes a class index (0, 1, ...), not {value!r}')
   layer, target = options.get('--layer', ''), None if value is None else int(value)
   run_dir, paths = image_args(rest, './run.sh gradcam RUN_DIR IMAGE [IMAGE ...]')
-  trained = restore(run_dir)
+  trained = restored(run_dir, options)
   if target is not None and target >= len(trained.class_names):
     raise config_lib.ConfigError(
         f'--class {target}: {run_dir} has {len(trained.class_names)} classes, '
@@ -172,19 +192,23 @@ def run_gradcam(args: list[str]) -> None:
 
 
 def run_features(args: list[str]) -> None:
-  run_dir, paths = image_args(args, './run.sh features RUN_DIR IMAGE [IMAGE ...]')
-  for folder in feature_maps(restore(run_dir), paths):
+  rest, overrides, options = split_args(args, options=('--checkpoint',))
+  if overrides:
+    raise config_lib.ConfigError(f'features takes no --config.{overrides[0]}: the run directory '
+                                 f'holds its config')
+  run_dir, paths = image_args(rest, './run.sh features RUN_DIR IMAGE [IMAGE ...]')
+  for folder in feature_maps(restored(run_dir, options), paths):
     print(folder)
 
 
 def run_predict(args: list[str]) -> None:
-  paths, overrides, options = split_args(args, options=('--out',))
+  paths, overrides, options = split_args(args, options=('--out', '--checkpoint'))
   if len(paths) < 2 or overrides:
     raise config_lib.ConfigError('usage: ./run.sh predict RUN_DIR IMAGE_OR_FOLDER ... '
                                  '[--out CSV]')
   run_dir = Path(paths[0])
   out = Path(options.get('--out') or run_dir / 'predictions.csv')
-  print(f'predictions: {write_predictions(restore(run_dir), paths[1:], out)}')
+  print(f'predictions: {write_predictions(restored(run_dir, options), paths[1:], out)}')
 
 
 COMMANDS = {'eval': run_eval, 'gradcam': run_gradcam, 'features': run_features,

@@ -21,9 +21,27 @@ def _read_options(threads: int, batch_size: int) -> grain.ReadOptions:
   return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * batch_size)
 
 
+def balanced_draw(labels, seed: int) -> np.ndarray:
+  """Indices for one class-balanced epoch of len(labels) draws: each class gets an equal
+  share of the draws (the remainder to the first classes), taken from its images in
+  shuffled passes, so a rare class's images repeat and a common class is subsampled."""
+  rng = np.random.default_rng(seed)
+  labels = np.asarray(labels)
+  classes = np.unique(labels)
+  shares = np.full(len(classes), len(labels) // len(classes))
+  shares[:len(labels) % len(classes)] += 1
+  draws = []
+  for c, share in zip(classes, shares):
+    members = np.flatnonzero(labels == c)
+    passes = -(-share // len(members))
+    draws.append(np.concatenate([rng.permutation(members) for _ in range(passes)])[:share])
+  return np.concatenate(draws)
+
+
 def train_batches(records, epoch: int, data_config, size: int, batch_size: int, seed: int,
                   shard: tuple[int, int] = (0, 1)):
-  """One epoch of shuffled, augmented, full batches: {'image': uint8 NHWC, 'label': int32}.
+  """One epoch of shuffled, augmented, full batches: {'image': uint8 NHWC, 'label': int32};
+  class-balanced draws if `data.balanced_sampling`.
 
   With `shard=(process_index, process_count)` each host reads its own slice of
   every global batch of `batch_size`.
@@ -34,7 +52,11 @@ def train_batches(records, epoch: int, data_config, size: int, batch_size: int, 
     return {'image': augment(image, rng, data_config.augment),
             'label': np.int32(record[1])}
 
-  ds = (grain.MapDataset.source(list(records))
+  records = list(records)
+  if data_config.balanced_sampling:
+    draw = balanced_draw([label for _, label in records], epoch_seed(seed + 2, epoch))
+    records = [records[i] for i in draw]
+  ds = (grain.MapDataset.source(records)
         .shuffle(seed=epoch_seed(seed, epoch))[index::count]
         .random_map(load, seed=epoch_seed(seed + 1, epoch))
         .batch(batch_size // count, drop_remainder=True))

@@ -16,11 +16,11 @@ def evaluate(run: rundir.TrainedRun) -> dict:
   """Test-split report (report.json, report.md, roc.png, confusion.png) in the run dir."""
   _, probs, labels = predict(run.model, run.binary, run.variables, run.split['test'],
                              run.config.data, input_size(run.config), run.config.batch_size,
-                             run.mesh, 'testing')
+                             run.mesh, 'testing', run.config.evaluation.tta_flip)
   bad = int((~np.isfinite(probs).all(axis=1)).sum())
   if bad:
     raise EvaluationError(f'{bad} of {len(probs)} test predictions are not finite: the weights '
                           f'of {run.run_dir} diverged; lower --config.optimizer.learning_rate')
   return report.write(run.run_dir, labels, probs, run.class_names,
                       {'run': run.run_dir.name, 'epoch': run.epoch,
-                       'model': run.config.model.name})
+                       'checkpoint': run.checkpoint, 'model': run.config.model.name})

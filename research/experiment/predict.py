@@ -22,7 +22,8 @@ def predict_arrays(run, images) -> np.ndarray:
   size, batch = input_size(run.config), run.config.batch_size
   images = np.stack([resize(image, size) for image in images])
   return gather([dispatch(run.model, run.binary, run.variables, images[i:i + batch], batch,
-                          run.mesh) for i in range(0, len(images), batch)])[1]
+                          run.mesh, run.config.evaluation.tta_flip)
+                 for i in range(0, len(images), batch)])[1]
 
 
 def image_files(paths) -> list[str]:
@@ -52,7 +53,7 @@ def write_predictions(run, paths, out: Path, log=print) -> Path:
     raise DataError(f'none of the {len(bad)} images given can be read (see {skipped})')
   _, probs, _ = predict(run.model, run.binary, run.variables, [(f, -1) for f in files],
                         run.config.data, input_size(run.config), run.config.batch_size,
-                        run.mesh, 'predicting')
+                        run.mesh, 'predicting', run.config.evaluation.tta_flip)
   with open(out, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(['path', 'predicted', *(f'p({c})' for c in run.class_names)])

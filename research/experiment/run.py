@@ -9,26 +9,32 @@ from research import rundir
 from research.data import DataError, load_split, steps_per_epoch
 from research.evaluate import evaluate, plots
 from research.evaluate.predict import predict
+from research.evaluate.report import balanced_accuracy
 from research.experiment.prepare import prepare, start_run
 from research.explain.run import explain_test_images, feature_maps, test_picks
 from research.models import input_size, loss_and_accuracy
 from research.train import checkpoint
 from research.train.freeze import TRAINABLE
-from research.train.loop import build, fit, variables
+from research.train.loop import build, fit
 
-# A run's model with the weights of its latest checkpoint (no optimizer is built).
+# A run's model with the weights of its best (or last) checkpoint (no optimizer is built).
 restore = checkpoint.restore_run
 
 
 def validation(config, built, records):
-  """validate(variables) -> (loss, accuracy) on `records`, or None if there are none."""
+  """validate(variables) -> {val_loss, val_accuracy, val_balanced_accuracy} on `records`
+  (plain cross-entropy: no class weights or smoothing, comparable across runs), or None if
+  there are none."""
   if not records:
     return None
 
   def validate(variables_):
-    logits, _, labels = predict(built.model, built.binary, variables_, records, config.data,
-                                input_size(config), config.batch_size, built.mesh, 'validating')
-    return loss_and_accuracy(jnp.asarray(logits), jnp.asarray(labels), built.binary)
+    logits, probs, labels = predict(built.model, built.binary, variables_, records, config.data,
+                                    input_size(config), config.batch_size, built.mesh,
+                                    'validating', config.evaluation.tta_flip)
+    loss, accuracy = loss_and_accuracy(jnp.asarray(logits), jnp.asarray(labels), built.binary)
+    return {'val_loss': float(loss), 'val_accuracy': float(accuracy),
+            'val_balanced_accuracy': balanced_accuracy(labels, probs.argmax(-1))}
 
   return validate
 
@@ -59,12 +65,16 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
   log(f'train:   {sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter '
       f'tensors trainable; {len(jax.devices())} {jax.devices()[0].platform} device(s); '
       f'{steps} steps/epoch of {config.batch_size}')
-  state, records = fit(config, run_dir, built, split['train'], resume,
-                       validation(config, built, split['val']), log)
+  _, records = fit(config, run_dir, built, split['train'], resume,
+                   validation(config, built, split['val']), log)
   if records:
     plots.curves(records, run_dir / rundir.CURVES)
-  trained = rundir.TrainedRun(run_dir, config, built.model, variables(state), built.mesh,
-                              built.binary, class_names, split, config.num_epochs)
+  trained = restore(run_dir)
+  if trained.checkpoint == 'best':
+    best = next(r for r in records if r['epoch'] == trained.epoch)
+    log(f'best:    epoch {trained.epoch} ({config.checkpoint.best_metric} '
+        f'{best[config.checkpoint.best_metric]:.4f}); Grad-CAM, feature maps and the test '
+        f'report use its weights')
   feature_maps(trained, [p for p, _ in test_picks(trained, config.features.num_images)])
   explain_test_images(trained, config.gradcam.num_images)
   return evaluate(trained)

@@ -1,7 +1,9 @@
 """The training loop: build the state, then train epoch by epoch with checkpoints and metrics.
 
-What to validate on and what to do with the result is the caller's: `fit` takes
-a `validate(variables) -> (loss, accuracy)` function and returns the history.
+What to validate on is the caller's: `fit` takes a `validate(variables) -> {metric:
+value}` function (val_loss, val_accuracy, val_balanced_accuracy), keeps the best
+epoch's weights by `checkpoint.best_metric`, stops early after `checkpoint.patience`
+epochs without a better one, and returns the history.
 """
 import dataclasses
 import time
@@ -19,7 +21,7 @@ from research.train import checkpoint
 from research.train.freeze import TRAINABLE, Phase
 from research.train.history import History
 from research.train.state import TrainState, create_train_state
-from research.train.step import make_train_step
+from research.train.step import class_weights, make_train_step
 
 
 class TrainingError(UserError, RuntimeError):
@@ -100,6 +102,15 @@ def phase_at(phases: list[Phase], epoch: int) -> int:
   return max(k for k, p in enumerate(phases) if p.epoch <= epoch)
 
 
+def stopped_early(records: list[dict], checkpoint_config) -> int | None:
+  """The best epoch, if `patience` epochs have passed without a better one since."""
+  best = checkpoint.best_epoch(records, checkpoint_config.best_metric)
+  patience = checkpoint_config.patience
+  if patience and best is not None and records[-1]['epoch'] - best >= patience:
+    return best
+  return None
+
+
 def fit(config, run_dir: Path, built: Built, train_records, resume: bool, validate=None,
         log=print) -> tuple[TrainState, list[dict]]:
   """Trains to `config.num_epochs` (from the last checkpoint if `resume`); returns the final
@@ -111,6 +122,11 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
   """
   state, steps, mesh = built.state, built.steps, built.mesh
   mngr = checkpoint.manager(run_dir, config.checkpoint.keep)
+  best_mngr, metric = checkpoint.best_manager(run_dir), config.checkpoint.best_metric
+  num_classes = 2 if built.binary else built.identity['outputs']
+  weights = class_weights(config.loss.class_weights, [l for _, l in train_records], num_classes)
+  if weights:
+    log(f'loss:    class weights {", ".join(f"{w:.3g}" for w in weights)}')
   at = position(1, 0, None, None, built.identity)
   if resume and mngr.latest_step() is not None:
     state, at = checkpoint.restore(mngr, state, built.identity)
@@ -124,10 +140,15 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
   plain_every = 0 if progress.interactive() else config.log_every_steps
 
   for epoch in range(at['epoch'], config.num_epochs + 1):
+    if history.records and (best := stopped_early(history.records, config.checkpoint)):
+      log(f'stopped: no better {metric} for {config.checkpoint.patience} epochs since epoch '
+          f'{best} (checkpoint.patience)')
+      break
     if phase != (now := phase_at(built.phases, epoch)):
       phase = now
       labels = built.phases[phase].labels
-      train_step = jax.jit(make_train_step(labels, built.binary, config.on_nonfinite == 'skip'),
+      train_step = jax.jit(make_train_step(labels, built.binary, config.on_nonfinite == 'skip',
+                                           weights, config.loss.label_smoothing),
                            donate_argnums=0)
       if len(built.phases) > 1:
         log(f'phase {phase + 1}/{len(built.phases)} from epoch {built.phases[phase].epoch}: '
@@ -166,11 +187,12 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
               'train_accuracy': float(totals['accuracy']) / max(counted, 1),
               'skipped_steps': steps - int(counted)}
     if validate is not None:
-      val_loss, val_accuracy = validate(variables(state))
-      record.update(val_loss=float(val_loss), val_accuracy=float(val_accuracy))
+      record.update(validate(variables(state)))
     record.update(train_images_per_s=(steps - done) * config.batch_size / train_seconds,
                   seconds=time.time() - began)
     history.append(record)
+    if validate is not None and checkpoint.best_epoch(history.records, metric) == epoch:
+      checkpoint.save_best(best_mngr, epoch, variables(state), built.identity)
     checkpoint.save(mngr, epoch * steps, state, position(epoch + 1, 0, None, None,
                                                          built.identity))
     log(f'epoch {epoch}: train loss {record["train_loss"]:.4f} acc {record["train_accuracy"]:.4f}'
@@ -181,4 +203,5 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
            if record['skipped_steps'] else ''))
   history.close()
   mngr.close()
+  best_mngr.close()
   return state, history.records

@@ -13,14 +13,23 @@ from research.config import CHOICES, ConfigError
 from research.train.freeze import FROZEN, Phase, optimizer_groups, unflat
 
 
-def learning_rate(opt_config, steps_per_epoch: int, phases: tuple[Phase, ...] = ()):
-  """Constant, or StepLR (multiplied by `gamma` every `step_epochs` epochs); times each
-  phase's `lr_factor` from its first step."""
-  rate = opt_config.learning_rate
-  if opt_config.step_epochs:
-    rate = optax.exponential_decay(opt_config.learning_rate,
-                                   transition_steps=opt_config.step_epochs * steps_per_epoch,
+def learning_rate(opt_config, steps_per_epoch: int, num_epochs: int,
+                  phases: tuple[Phase, ...] = ()):
+  """Constant, StepLR (multiplied by `gamma` every `step_epochs` epochs) or cosine decay to 0
+  over the run, after a linear warm-up of `warmup_epochs`; times each phase's `lr_factor`
+  from its first step."""
+  rate, peak = opt_config.learning_rate, opt_config.learning_rate
+  warmup = round(opt_config.warmup_epochs * steps_per_epoch)
+  if opt_config.cosine and opt_config.step_epochs:
+    raise ConfigError('optimizer.cosine and optimizer.step_epochs both set a schedule: set one')
+  if opt_config.cosine:
+    rate = optax.warmup_cosine_decay_schedule(0.0, peak, warmup, num_epochs * steps_per_epoch)
+  elif opt_config.step_epochs:
+    rate = optax.exponential_decay(peak, transition_steps=opt_config.step_epochs * steps_per_epoch,
                                    decay_rate=opt_config.gamma, staircase=True)
+  if warmup and not opt_config.cosine:
+    after = rate if callable(rate) else optax.constant_schedule(rate)
+    rate = optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), after], [warmup])
   if all(p.lr_factor == 1 for p in phases):
     return rate
   base = rate if callable(rate) else optax.constant_schedule(rate)
@@ -35,16 +44,20 @@ def learning_rate(opt_config, steps_per_epoch: int, phases: tuple[Phase, ...] = 
 
 
 def scaling(opt_config) -> optax.GradientTransformation:
-  """The optimizer without its learning rate: optax.adam = scale_by_adam + rate."""
+  """The optimizer without its learning rate: optax.adam = scale_by_adam + rate, optax.adamw
+  = scale_by_adam + decayed weights + rate."""
   if opt_config.name == 'adam':
     return optax.scale_by_adam()
+  if opt_config.name == 'adamw':
+    return optax.chain(optax.scale_by_adam(),
+                       optax.add_decayed_weights(opt_config.weight_decay))
   if opt_config.name == 'sgd':
     return optax.trace(decay=opt_config.momentum) if opt_config.momentum else optax.identity()
   raise ConfigError(f'optimizer.name {opt_config.name!r} is not one of: '
                     f'{", ".join(CHOICES["optimizer.name"])}')
 
 
-def make_optimizer(opt_config, steps_per_epoch: int, phases: list[Phase]):
+def make_optimizer(opt_config, steps_per_epoch: int, num_epochs: int, phases: list[Phase]):
   groups = {FROZEN: optax.set_to_zero()}
   for k, phase in enumerate(phases):
     start = (phase.epoch - 1) * steps_per_epoch
@@ -52,4 +65,4 @@ def make_optimizer(opt_config, steps_per_epoch: int, phases: list[Phase]):
         optax.transforms.conditionally_mask(scaling(opt_config), lambda step, s=start: step >= s))
   return optax.chain(optax.multi_transform(groups, unflat(optimizer_groups(phases))),
                      optax.scale_by_learning_rate(learning_rate(opt_config, steps_per_epoch,
-                                                                tuple(phases))))
+                                                                num_epochs, tuple(phases))))

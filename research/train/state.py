@@ -126,7 +126,7 @@ def create_train_state(model, config, steps_per_epoch: int, rng,
   """(state, phases): each phase's labels say which parameter paths train."""
   variables = init_variables(model, config, rng, log)
   plan = phases(model, config, variables['params'])
-  tx = make_optimizer(config.optimizer, steps_per_epoch, plan)
+  tx = make_optimizer(config.optimizer, steps_per_epoch, config.num_epochs, plan)
   state = TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
                             batch_stats=variables['batch_stats'])
   return state, plan

@@ -1,14 +1,39 @@
-"""The jitted train step, data-parallel over every device (see research.parallel)."""
+"""The jitted train step, data-parallel over every device (see research.parallel), and the
+training objective's class weights."""
 import jax
 import jax.numpy as jnp
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
+from research.config import ConfigError
 from research.models import loss_and_accuracy
 from research.train.freeze import (frozen_batchnorm_in_inference_mode, frozen_batchnorm_paths,
                                    partition, unflat)
 
 
-def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False):
+def class_weights(spec: str, train_labels, num_classes: int) -> tuple[float, ...] | None:
+  """`loss.class_weights`: '' -> None; 'balanced' -> n / (classes x count) over the train
+  labels (scikit-learn's); '1,3,3,1' -> one weight per class."""
+  if not spec:
+    return None
+  if spec == 'balanced':
+    return tuple(float(w) for w in compute_class_weight(
+        'balanced', classes=np.arange(num_classes), y=np.asarray(train_labels)))
+  try:
+    weights = tuple(float(w) for w in spec.split(','))
+  except ValueError:
+    weights = ()
+  if len(weights) != num_classes or min(weights, default=-1) < 0:
+    raise ConfigError(f'loss.class_weights {spec!r} is not \'balanced\' nor {num_classes} '
+                      f'non-negative numbers, one per class, e.g. '
+                      f'{",".join(["1"] * num_classes)}')
+  return weights
+
+
+def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False,
+                    weights: tuple[float, ...] | None = None, label_smoothing: float = 0.0):
   """Differentiates only trainable parameters; frozen BatchNorm runs in inference mode.
+  The loss is weighted by class `weights` and smoothed by `label_smoothing`.
 
   Metrics carry 'finite' (loss and gradients finite); with `skip_nonfinite` a
   step that is not leaves the state as it was.
@@ -25,7 +50,8 @@ def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False):
         logits, updates = state.apply_fn(
             {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
             rngs={'dropout': rng}, mutable=['batch_stats'])
-      loss, accuracy = loss_and_accuracy(logits, batch['label'], binary)
+      loss, accuracy = loss_and_accuracy(logits, batch['label'], binary, weights,
+                                         label_smoothing)
       return loss, (accuracy, updates.get('batch_stats', state.batch_stats))
 
     (loss, (accuracy, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
