@@ -1,0 +1,53 @@
+"""The embedded data's 4-level task (ELPV solar cells: defect probability 0, 1/3, 2/3, 1;
+p=2/3 has 106 of 2,624 images), small, imbalanced and not ImageNet-like: the careful
+practitioner's recipe, step by step from the main config.
+
+    ./run.sh configs/elpv_levels.py                # the recipe (the last step)
+    ./run.sh configs/elpv_levels.py:baseline       # any step
+    ./run.sh sweep configs/elpv_levels.py          # every step: the ablation table
+
+Each step adds to the one before:
+  baseline  the main config (EfficientNet-Lite0 from blocks_12, Adam 1e-3, 224 px, 6 epochs)
+  weighted  + class-weighted loss ('balanced': rare classes count as much as common ones)
+  native    + the cells' native 300 px (cracks are a few pixels wide)
+  schedule  + warm-up and cosine decay, AdamW, label smoothing 0.1
+  recipe    + fine-tuning from blocks_8, 8 epochs, flip test-time augmentation
+
+Split 60/15/25, so that choosing the checkpoint (best validation accuracy) and the step
+rests on 394 validation images; the test split is scored once per run.
+"""
+from research.config import base_config, set_value, variant
+
+STEPS = {
+    'baseline': {},
+    'weighted': {'loss.class_weights': 'balanced'},
+    'native': {'data.image_size': 300},
+    'schedule': {'optimizer.name': 'adamw', 'optimizer.weight_decay': 1e-4,
+                 'optimizer.cosine': True, 'optimizer.warmup_epochs': 1.0,
+                 'loss.label_smoothing': 0.1},
+    'recipe': {'freeze.before': 'backbone/blocks_8', 'num_epochs': 8,
+               'optimizer.learning_rate': 5e-4, 'evaluation.tta_flip': True},
+}
+
+
+def get_config(arg='recipe'):
+  step = variant(arg, STEPS, 'elpv_levels.py')
+  config = base_config()
+  config.num_epochs = 6
+  config.batch_size = 20
+  config.model.name = 'efficientnet_lite0'
+  config.freeze.before = 'backbone/blocks_12'
+  config.optimizer.update(dict(name='adam', learning_rate=1e-3))
+  config.data.elpv_task = 'levels'
+  config.data.split = (0.6, 0.15, 0.25)
+  config.data.augment.update(dict(rotation=40.0, shear=0.2, zoom=0.2, hflip=True))
+  config.checkpoint.keep = 1
+  for name, values in STEPS.items():
+    for key, value in values.items():
+      set_value(config, key, value)
+    if name == step:
+      return config
+
+
+def get_sweep():
+  return [{'variant': name} for name in STEPS]
