@@ -2,7 +2,8 @@
 
     config.json     the resolved config      split.json      files per split + class names
     bad_images.txt  skipped files + reason   metrics.jsonl   one line per epoch
-    leakage.txt     one image in two splits  checkpoints/    orbax: state + data position
+    leakage.txt     one image in two splits  checkpoints/    orbax: state + data position;
+                                             checkpoints/best/  the best epoch's weights
     tb/             TensorBoard events
     curves.png      loss/accuracy curves     report.{json,md}, roc.png, confusion.png
     gradcam/        Grad-CAM overlays        features/       feature maps of every block

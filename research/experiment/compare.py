@@ -1,5 +1,6 @@
 """Runs side by side: the write-ups' table (swept values, best train/val metrics, test
-accuracy, per-class accuracy, learning time, images/s) as CSV and Markdown, and a PNG."""
+accuracy and balanced accuracy with the epoch scored, per-class accuracy, learning time,
+images/s) as CSV and Markdown, and a PNG."""
 import csv
 import json
 import statistics
@@ -32,7 +33,9 @@ def summary(run_dir: Path, config, history: list[dict], keys: list[str]) -> dict
   return {'run': run_dir.name, **{k: flat.get(k) for k in keys},
           'max train acc': best(max, 'train_accuracy'), 'min train loss': best(min, 'train_loss'),
           'max val acc': best(max, 'val_accuracy'), 'min val loss': best(min, 'val_loss'),
-          'test acc': report['accuracy'],
+          'max val bal acc': best(max, 'val_balanced_accuracy'),
+          'test epoch': f'{report["epoch"]} ({report.get("checkpoint", "last")})',
+          'test acc': report['accuracy'], 'test bal acc': report.get('balanced_accuracy'),
           **{f'test acc {c}': a for c, a in report['per_class_accuracy'].items()},
           'learning time (s)': sum(r['seconds'] for r in history),
           # the first epoch includes compilation
