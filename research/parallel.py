@@ -1,12 +1,86 @@
-"""Data parallelism with jax.sharding: one 'data' mesh axis over every device.
+"""Data parallelism with jax.sharding: one 'data' mesh axis over every device of every
+process.
 
 Batches are sharded along 'data'; parameters and optimizer state are
 replicated. XLA inserts the cross-device reductions (gradients, BatchNorm
 statistics), so N devices compute what one device would on the whole batch.
+Several processes (hosts) are JAX's own multi-controller runtime: `start` calls
+`jax.distributed.initialize`, each process feeds its part of every global batch,
+and only process 0 writes files.
 """
+import os
+import socket
+import sys
+import time
+
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from research.errors import UserError
+
+# Explicit settings (one command per process); JAX reads the first itself.
+COORDINATOR, NUM_PROCESSES, PROCESS_ID = 'JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'
+TIMEOUT = 'RESEARCH_DISTRIBUTED_TIMEOUT'  # seconds to wait for every process (default 120)
+CLUSTER_SIZES = ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE')  # launchers JAX detects by itself
+
+
+class DistributedError(UserError, RuntimeError):
+  """The processes of a multi-process run cannot find each other."""
+
+
+def several_processes() -> bool:
+  """Whether this process is one of several: explicit settings, a launcher that started
+  more than one task (SLURM, Open MPI), or RESEARCH_DISTRIBUTED=1 (any cluster JAX detects,
+  e.g. a cloud TPU pod)."""
+  return (bool(os.environ.get(COORDINATOR) or os.environ.get(NUM_PROCESSES))
+          or any(int(os.environ.get(v, '1')) > 1 for v in CLUSTER_SIZES)
+          or os.environ.get('RESEARCH_DISTRIBUTED') == '1')
+
+
+def reachable(address: str, timeout: float) -> bool:
+  """Whether something accepts connections at host:port within `timeout` seconds."""
+  host, _, port = address.rpartition(':')
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    try:
+      with socket.create_connection((host.strip('[]'), int(port)), timeout=1):
+        return True
+    except OSError:
+      time.sleep(0.5)
+  return False
+
+
+def start() -> None:
+  """`jax.distributed.initialize()` when this process is one of several; never for a plain
+  single-process run. A process that cannot reach the coordinator ends in one line after
+  the timeout (JAX's client would abort the process instead)."""
+  if not several_processes() or jax.distributed.is_initialized():
+    return
+  address, count, index = (os.environ.get(k) for k in (COORDINATOR, NUM_PROCESSES, PROCESS_ID))
+  timeout = int(os.environ.get(TIMEOUT, '120'))
+  if address and index not in (None, '0') and not reachable(address, timeout):
+    raise DistributedError(
+        f'process {index} of {count} could not join the run at {address} within {timeout} s: '
+        f'start process 0 there, or fix {COORDINATOR} (host:port of process 0)')
+  if index == '0':
+    print(f'joining: process 0 of {count} hosts {address}; waiting up to {timeout} s '
+          f'({TIMEOUT}) for the others', file=sys.stderr)
+  jax.distributed.initialize(num_processes=int(count) if count else None,
+                             process_id=int(index) if index else None,
+                             initialization_timeout=timeout)
+
+
+def is_main() -> bool:
+  """Process 0: the one that writes reports, plots and logs."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Every process waits here for the others (nothing to wait for with one)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def make_mesh() -> Mesh:
@@ -25,3 +99,17 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
   """This process's part of the global batch -> one global array per key."""
   sharding = NamedSharding(mesh, P('data'))
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def fetch(tree):
+  """Numpy values of (possibly multi-process) global arrays, the same on every process."""
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def local(tree):
+  """Numpy copies of replicated arrays from this process's own device (no communication),
+  for work one process does alone."""
+  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array)
+                      else a, tree)

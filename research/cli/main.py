@@ -1,10 +1,14 @@
 """Entry point behind ./run.sh. Errors a user can fix print as one line, exit code 2."""
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
 
+import jax
+
 from research import config as config_lib
-from research import rundir
+from research import parallel, rundir
 from research.data import DataError
 from research.errors import UserError
 from research.evaluate import evaluate
@@ -88,6 +92,15 @@ def resumable_config(run_dir: Path, config):
 
 
 def run_experiment(args: list[str]) -> None:
+  """One process, or one of several (see research.parallel): only process 0 prints."""
+  parallel.start()
+  with contextlib.ExitStack() as stack:
+    if not parallel.is_main():
+      stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, 'w'))))
+    train_and_report(args)
+
+
+def train_and_report(args: list[str]) -> None:
   (spec, *extra), overrides, options = split_args(args)
   if extra:
     raise config_lib.ConfigError(f'unexpected argument {extra[0]!r}: use --config.KEY=VALUE '
@@ -99,10 +112,14 @@ def run_experiment(args: list[str]) -> None:
     run_dir = Path(resume)
     config = resumable_config(run_dir, config)
   else:
+    if jax.process_count() > 1 and not config.workdir:
+      raise config_lib.ConfigError('a run of several processes needs --config.workdir=DIR, the '
+                                   'same on every process (a shared file system)')
     run_dir = Path(config.workdir or default_run_dir(spec))
     if (run_dir / rundir.CONFIG).exists():
       raise config_lib.ConfigError(f'{run_dir} already holds a run: resume it with --resume '
                                    f'{run_dir}, or choose another --config.workdir')
+  parallel.barrier('run directory checked')
   print(f'model:   {describe_model(config)}')
   print(f'run dir: {run_dir}')
   began = time.time()

@@ -1,5 +1,7 @@
 """Running a model over images in padded full batches (one compilation per model, head and
-batch size, shared by validation, the test report and predictions)."""
+batch size, shared by validation, the test report and predictions), on every device of
+every process: each process loads its part of each batch, and every process gets all the
+outputs (each image counted once)."""
 import functools
 
 import jax
@@ -8,7 +10,7 @@ import numpy as np
 from research import progress
 from research.data import eval_batches
 from research.models import probabilities
-from research.parallel import shard_batch
+from research.parallel import fetch, shard_batch
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 4))
@@ -33,19 +35,31 @@ def dispatch(model, binary: bool, variables, images, batch_size: int, mesh,
 def gather(outputs) -> tuple[np.ndarray, np.ndarray]:
   """(logits, probabilities) of dispatched batches, fetched only once all are queued, so the
   host never waits on a batch while it could be loading the next."""
-  fetched = [(n, jax.device_get(out)) for n, out in outputs]
+  fetched = [(n, fetch(out)) for n, out in outputs]
   return (np.concatenate([np.asarray(l)[:n] for n, (l, _) in fetched]),
           np.concatenate([np.asarray(p)[:n] for n, (_, p) in fetched]))
+
+
+def process_part(records: list, batch_size: int) -> list:
+  """This process's part of `records` padded to full global batches (the last record
+  repeated): of each batch, the slice its devices hold."""
+  padded = list(records) + [records[-1]] * (-len(records) % batch_size)
+  local = batch_size // jax.process_count()
+  start = jax.process_index() * local
+  return [r for k in range(0, len(padded), batch_size)
+          for r in padded[k + start:k + start + local]]
 
 
 def predict(model, binary: bool, variables, records, data_config, size: int, batch_size: int,
             mesh, desc: str, tta_flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(logits, probabilities, labels) for `records`, in order (see `predict_batch`)."""
-  outputs, labels = [], []
-  batches = eval_batches(records, data_config, size, batch_size)
-  for batch in progress.bar(batches, total=-(-len(records) // batch_size), desc=desc,
-                            unit='batch', leave=False):
-    outputs.append(dispatch(model, binary, variables, batch['image'], batch_size, mesh,
-                            tta_flip))
-    labels.append(batch['label'])
-  return (*gather(outputs), np.concatenate(labels))
+  part = process_part(records, batch_size)
+  local = batch_size // jax.process_count()
+  outputs = []
+  for batch in progress.bar(eval_batches(part, data_config, size, local),
+                            total=len(part) // local, desc=desc, unit='batch', leave=False):
+    images = shard_batch({'image': batch['image']}, mesh)['image']
+    outputs.append((batch_size, predict_batch(model, binary, variables, images, tta_flip)))
+  logits, probs = gather(outputs)
+  n = len(records)
+  return logits[:n], probs[:n], np.asarray([label for _, label in records], np.int32)

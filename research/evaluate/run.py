@@ -1,7 +1,7 @@
 """Evaluating a trained run on its test split."""
 import numpy as np
 
-from research import rundir
+from research import parallel, rundir
 from research.errors import UserError
 from research.evaluate import report
 from research.evaluate.predict import predict
@@ -13,7 +13,8 @@ class EvaluationError(UserError, ValueError):
 
 
 def evaluate(run: rundir.TrainedRun) -> dict:
-  """Test-split report (report.json, report.md, roc.png, confusion.png) in the run dir."""
+  """Test-split report (report.json, report.md, roc.png, confusion.png) in the run dir; with
+  several processes each predicts its part and process 0 writes."""
   _, probs, labels = predict(run.model, run.binary, run.variables, run.split['test'],
                              run.config.data, input_size(run.config), run.config.batch_size,
                              run.mesh, 'testing', run.config.evaluation.tta_flip)
@@ -21,6 +22,8 @@ def evaluate(run: rundir.TrainedRun) -> dict:
   if bad:
     raise EvaluationError(f'{bad} of {len(probs)} test predictions are not finite: the weights '
                           f'of {run.run_dir} diverged; lower --config.optimizer.learning_rate')
-  return report.write(run.run_dir, labels, probs, run.class_names,
-                      {'run': run.run_dir.name, 'epoch': run.epoch,
-                       'checkpoint': run.checkpoint, 'model': run.config.model.name})
+  about = {'run': run.run_dir.name, 'epoch': run.epoch, 'checkpoint': run.checkpoint,
+           'model': run.config.model.name}
+  if not parallel.is_main():
+    return {**about, **report.metrics(labels, probs, run.class_names)}
+  return report.write(run.run_dir, labels, probs, run.class_names, about)

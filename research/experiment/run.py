@@ -1,11 +1,16 @@
 """One experiment: prepare the data, train, then feature maps, Grad-CAM and the test report;
-and restoring a finished run (no optimizer) for evaluation, Grad-CAM or feature maps."""
+and restoring a finished run (no optimizer) for evaluation, Grad-CAM or feature maps.
+
+With several processes every one trains, validates and predicts its part; process 0
+alone writes the run's files, draws and explains (on its own copy of the weights).
+"""
+import dataclasses
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
-from research import rundir
+from research import parallel, rundir
 from research.data import DataError, load_split, steps_per_epoch
 from research.evaluate import evaluate, plots
 from research.evaluate.predict import predict
@@ -59,7 +64,7 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
   built = build(config, len(class_names), steps, log)
   state_bytes = sum(x.nbytes for x in jax.tree.leaves(built.state))
   rundir.check_writable(run_dir, (config.checkpoint.keep + 1) * state_bytes + 50 * 2**20)
-  if not resume:
+  if not resume and parallel.is_main():
     start_run(run_dir, config, prepared)
   labels = built.phases[0].labels
   log(f'train:   {sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter '
@@ -67,7 +72,8 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
       f'{steps} steps/epoch of {config.batch_size}')
   _, records = fit(config, run_dir, built, split['train'], resume,
                    validation(config, built, split['val']), log)
-  if records:
+  main = parallel.is_main()
+  if records and main:
     plots.curves(records, run_dir / rundir.CURVES)
   trained = restore(run_dir)
   if trained.checkpoint == 'best':
@@ -75,6 +81,8 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
     log(f'best:    epoch {trained.epoch} ({config.checkpoint.best_metric} '
         f'{best[config.checkpoint.best_metric]:.4f}); Grad-CAM, feature maps and the test '
         f'report use its weights')
-  feature_maps(trained, [p for p, _ in test_picks(trained, config.features.num_images)])
-  explain_test_images(trained, config.gradcam.num_images)
+  if main:
+    alone = dataclasses.replace(trained, variables=parallel.local(trained.variables))
+    feature_maps(alone, [p for p, _ in test_picks(alone, config.features.num_images)])
+    explain_test_images(alone, config.gradcam.num_images)
   return evaluate(trained)

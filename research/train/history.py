@@ -12,16 +12,20 @@ def read(path: Path) -> list[dict]:
 
 
 class History:
-  """Appends one record per epoch; on resume, forgets epochs after the restored one."""
+  """Appends one record per epoch; on resume, forgets epochs after the restored one. Every
+  process keeps the records; only the one that `writes` writes them."""
 
-  def __init__(self, path: Path, tensorboard_dir: Path, last_epoch: int):
-    self.path = path
+  def __init__(self, path: Path, tensorboard_dir: Path, last_epoch: int, writes: bool = True):
+    self.path, self.writes = path, writes
     self.records = [r for r in read(path) if r['epoch'] <= last_epoch]
-    path.write_text(''.join(json.dumps(r) + '\n' for r in self.records))
-    self.writer = SummaryWriter(str(tensorboard_dir))
+    self.writer = SummaryWriter(str(tensorboard_dir)) if writes else None
+    if writes:
+      path.write_text(''.join(json.dumps(r) + '\n' for r in self.records))
 
   def append(self, record: dict) -> None:
     self.records.append(record)
+    if not self.writes:
+      return
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
     for key, value in record.items():
@@ -30,4 +34,5 @@ class History:
     self.writer.flush()
 
   def close(self) -> None:
-    self.writer.close()
+    if self.writer:
+      self.writer.close()

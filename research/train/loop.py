@@ -46,7 +46,8 @@ def build(config, num_classes: int, steps: int, log=print) -> Built:
   mesh = parallel.make_mesh()
   if config.batch_size % len(jax.devices()):
     raise ConfigError(f'batch_size {config.batch_size} must be a multiple of the device count '
-                      f'{len(jax.devices())}: change --config.batch_size')
+                      f'{len(jax.devices())} ({jax.process_count()} process(es)): change '
+                      f'--config.batch_size')
   state, phases = create_train_state(model, config, steps, jax.random.key(config.seed), log)
   return Built(model, parallel.replicate(state, mesh), phases, mesh, binary, steps,
                checkpoint.model_identity(config, 1 if binary else num_classes))
@@ -132,7 +133,8 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
     state, at = checkpoint.restore(mngr, state, built.identity)
     log(f'resumed: from checkpoint {mngr.latest_step()}: epoch {at["epoch"]}, step '
         f'{at["step"]}/{steps}')
-  history = History(run_dir / rundir.METRICS, run_dir / rundir.TENSORBOARD, at['epoch'] - 1)
+  history = History(run_dir / rundir.METRICS, run_dir / rundir.TENSORBOARD, at['epoch'] - 1,
+                    writes=parallel.is_main())
   guard = NonFiniteGuard(config, mngr)
   rng = jax.random.key(config.seed + 1)
   size, every, phase = input_size(config), config.checkpoint.every_steps, None
