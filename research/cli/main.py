@@ -1,5 +1,4 @@
 """Entry point behind ./run.sh. Errors a user can fix print as one line, exit code 2."""
-import contextlib
 import os
 import sys
 import time
@@ -94,10 +93,10 @@ def resumable_config(run_dir: Path, config):
 def run_experiment(args: list[str]) -> None:
   """One process, or one of several (see research.parallel): only process 0 prints."""
   parallel.start()
-  with contextlib.ExitStack() as stack:
-    if not parallel.is_main():
-      stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, 'w'))))
-    train_and_report(args)
+  if not parallel.is_main():  # quiet down to the file descriptor: the runtime prints too
+    sys.stdout.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+  train_and_report(args)
 
 
 def train_and_report(args: list[str]) -> None:

@@ -44,8 +44,8 @@ def train_batches(records, epoch: int, data_config, size: int, batch_size: int, 
   class-balanced draws if `data.balanced_sampling`.
 
   With `shard=(process_index, process_count)` each process reads its own slice of
-  every global batch of `batch_size` (the same images as one process would, in another
-  order within the batch).
+  every global batch of `batch_size` (the same images, in the same order, as one
+  process would).
   """
   index, count = shard
   def load(record, rng):
@@ -57,12 +57,12 @@ def train_batches(records, epoch: int, data_config, size: int, batch_size: int, 
   if data_config.balanced_sampling:
     draw = balanced_draw([label for _, label in records], epoch_seed(seed + 2, epoch))
     records = [records[i] for i in draw]
-  # each record's augmentation is seeded by its place in the global order, so every process
-  # count gives the same global batches
+  # each record's augmentation is seeded by its place in the global order, and process p
+  # takes the p-th block of every global batch: any process count gives the same batches
   ds = (grain.MapDataset.source(records)
         .shuffle(seed=epoch_seed(seed, epoch))
-        .random_map(load, seed=epoch_seed(seed + 1, epoch))[index::count]
-        .batch(batch_size // count, drop_remainder=True))
+        .random_map(load, seed=epoch_seed(seed + 1, epoch))
+        .batch(batch_size // count, drop_remainder=True)[index::count])
   return ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
 
 
