@@ -21,7 +21,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from research.errors import UserError
 
 # Explicit settings (one command per process); JAX reads the first itself.
-COORDINATOR, NUM_PROCESSES, PROCESS_ID = 'JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'
+COORDINATOR = 'JAX_COORDINATOR_ADDRESS'
+NUM_PROCESSES, PROCESS_ID = 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'
 TIMEOUT = 'RESEARCH_DISTRIBUTED_TIMEOUT'  # seconds to wait for every process (default 120)
 CLUSTER_SIZES = ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE')  # launchers JAX detects by itself
 
