@@ -43,7 +43,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
 def test_a_value_outside_its_choices_is_named(capsys):
   assert main(['configs/efficientnet_adam.py', '--config.optimizer.name=rmsprop']) == 2
   assert capsys.readouterr().err == ("error: optimizer.name is 'rmsprop'; choose one of: "
-                                     "adam, sgd\n")
+                                     "adam, adamw, sgd\n")
 
 
 def test_a_variant_of_a_parametrised_config(capsys):

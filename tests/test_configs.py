@@ -28,6 +28,7 @@ def test_every_config_has_its_write_ups_points():
   names = {Path(path).stem: [p['name'] for p in read_points(path)] for path in CONFIGS}
   assert names == {
       'efficientnet_adam': ['adam', 'sgd'],
+      'elpv_levels': ['baseline', 'weighted', 'native', 'schedule', 'recipe', 'unweighted'],
       'food_mobilenet': ['base', 'hidden=2048x3', 'hidden=4096x3', 'hidden=1024x2',
                          'hidden=1024x4', 'learning_rate=5e-05', 'learning_rate=0.0002'],
       'inception_transfer': ['googlenet-features', 'googlenet-finetune',

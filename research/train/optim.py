@@ -23,7 +23,9 @@ def learning_rate(opt_config, steps_per_epoch: int, num_epochs: int,
   if opt_config.cosine and opt_config.step_epochs:
     raise ConfigError('optimizer.cosine and optimizer.step_epochs both set a schedule: set one')
   if opt_config.cosine:
-    rate = optax.warmup_cosine_decay_schedule(0.0, peak, warmup, num_epochs * steps_per_epoch)
+    # a warm-up as long as the run leaves the decay after its end
+    rate = optax.warmup_cosine_decay_schedule(0.0, peak, warmup,
+                                              max(num_epochs * steps_per_epoch, warmup + 1))
   elif opt_config.step_epochs:
     rate = optax.exponential_decay(peak, transition_steps=opt_config.step_epochs * steps_per_epoch,
                                    decay_rate=opt_config.gamma, staircase=True)
