@@ -55,9 +55,11 @@ def decode(data: bytes) -> Image.Image:
 
 
 def resize(image, size: int) -> np.ndarray:
-  """A PIL image or uint8 HWC array as uint8 (size, size, 3), as training sees it."""
-  image = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
-  return np.asarray(image.convert('RGB').resize((size, size), Image.BILINEAR))
+  """An RGB PIL image (as `decode` gives) or a uint8 HWC array as uint8 (size, size, 3), as
+  training sees it."""
+  if not isinstance(image, Image.Image):  # only arrays need converting: decode gives RGB
+    image = Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
+  return np.asarray(image.resize((size, size), Image.BILINEAR))
 
 
 def load_image(path: str, size: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """grain input pipelines: decode + augment in background threads, batched as numpy.
 
-grain rather than tf.data: no TensorFlow install (~600 MB) for what is
+grain rather than tf.data: no TensorFlow install (1.2 GB) for what is
 PIL + numpy work, per-record deterministic randomness from (seed, index), and
 iterators whose position can be checkpointed. Threads, not processes: decoding
 (PIL) and warping (scipy) release the GIL, and on a 2-core machine worker

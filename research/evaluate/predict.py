@@ -25,19 +25,18 @@ def predict_batch(model, binary: bool, variables, images, tta_flip: bool = False
 
 def dispatch(model, binary: bool, variables, images, batch_size: int, mesh,
              tta_flip: bool = False):
-  """Starts `images` (at most `batch_size`) padded to a full batch; (count, device outputs)."""
-  n = len(images)
-  padded = np.concatenate([images, np.repeat(images[-1:], batch_size - n, 0)])
-  return n, predict_batch(model, binary, variables, shard_batch({'image': padded}, mesh)['image'],
-                          tta_flip)
+  """Starts `images` (at most `batch_size`) padded to a full batch; the device outputs."""
+  padded = np.concatenate([images, np.repeat(images[-1:], batch_size - len(images), 0)])
+  return predict_batch(model, binary, variables, shard_batch({'image': padded}, mesh)['image'],
+                       tta_flip)
 
 
-def gather(outputs) -> tuple[np.ndarray, np.ndarray]:
-  """(logits, probabilities) of dispatched batches, fetched only once all are queued, so the
-  host never waits on a batch while it could be loading the next."""
-  fetched = [(n, fetch(out)) for n, out in outputs]
-  return (np.concatenate([np.asarray(l)[:n] for n, (l, _) in fetched]),
-          np.concatenate([np.asarray(p)[:n] for n, (_, p) in fetched]))
+def gather(outputs, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """(logits, probabilities) of the first `count` images of dispatched batches, fetched only
+  once all are queued, so the host never waits on a batch while it could load the next."""
+  fetched = [fetch(out) for out in outputs]
+  return (np.concatenate([np.asarray(l) for l, _ in fetched])[:count],
+          np.concatenate([np.asarray(p) for _, p in fetched])[:count])
 
 
 def process_part(records: list, batch_size: int) -> list:
@@ -59,7 +58,6 @@ def predict(model, binary: bool, variables, records, data_config, size: int, bat
   for batch in progress.bar(eval_batches(part, data_config, size, local),
                             total=len(part) // local, desc=desc, unit='batch', leave=False):
     images = shard_batch({'image': batch['image']}, mesh)['image']
-    outputs.append((batch_size, predict_batch(model, binary, variables, images, tta_flip)))
-  logits, probs = gather(outputs)
-  n = len(records)
-  return logits[:n], probs[:n], np.asarray([label for _, label in records], np.int32)
+    outputs.append(predict_batch(model, binary, variables, images, tta_flip))
+  logits, probs = gather(outputs, len(records))
+  return logits, probs, np.asarray([label for _, label in records], np.int32)

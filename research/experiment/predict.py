@@ -23,7 +23,7 @@ def predict_arrays(run, images) -> np.ndarray:
   images = np.stack([resize(image, size) for image in images])
   return gather([dispatch(run.model, run.binary, run.variables, images[i:i + batch], batch,
                           run.mesh, run.config.evaluation.tta_flip)
-                 for i in range(0, len(images), batch)])[1]
+                 for i in range(0, len(images), batch)], len(images))[1]
 
 
 def image_files(paths) -> list[str]:

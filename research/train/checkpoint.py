@@ -98,9 +98,9 @@ def restore_variables(run_dir: Path, abstract: dict, identity: dict,
   last if it has none: no validation) or its last, for inference: the optimizer state is
   not read. `abstract` gives their shapes and shardings."""
   folder = Path(run_dir).absolute() / rundir.CHECKPOINTS
-  if which == 'best' and ocp.CheckpointManager(folder / BEST).latest_step() is None:
-    which = 'last'
-  mngr = ocp.CheckpointManager(folder / BEST if which == 'best' else folder)
+  mngr = ocp.CheckpointManager(folder / BEST) if which == 'best' else None
+  if mngr is None or mngr.latest_step() is None:
+    which, mngr = 'last', ocp.CheckpointManager(folder)
   step = mngr.latest_step()
   if step is None:
     raise RunDirError(f'{run_dir} has no checkpoint yet: train it first, or resume it with '

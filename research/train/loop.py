@@ -104,7 +104,8 @@ def phase_at(phases: list[Phase], epoch: int) -> int:
 
 
 def stopped_early(records: list[dict], checkpoint_config) -> int | None:
-  """The best epoch, if `patience` epochs have passed without a better one since."""
+  """The best epoch, if `patience` epochs have passed without a better one since (None before
+  the first epoch or without validation)."""
   best = checkpoint.best_epoch(records, checkpoint_config.best_metric)
   patience = checkpoint_config.patience
   if patience and best is not None and records[-1]['epoch'] - best >= patience:
@@ -142,7 +143,7 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
   plain_every = 0 if progress.interactive() else config.log_every_steps
 
   for epoch in range(at['epoch'], config.num_epochs + 1):
-    if history.records and (best := stopped_early(history.records, config.checkpoint)):
+    if best := stopped_early(history.records, config.checkpoint):
       log(f'stopped: no better {metric} for {config.checkpoint.patience} epochs since epoch '
           f'{best} (checkpoint.patience)')
       break
