@@ -97,6 +97,15 @@ def base_config() -> ml_collections.ConfigDict:
       best_metric='val_accuracy',  # 'val_accuracy', 'val_loss' or 'val_balanced_accuracy'
       patience=0,  # early stopping: stop after N epochs without a better best_metric (0 = never)
   )
+  c.feature_cache = dict(
+      # a backbone frozen for the whole run (the head alone trains) runs once per image: its
+      # features are cached and every epoch reads them (exact with augmentation off)
+      enabled=True,
+      # with augmentation on: cache this many augmented views per image and draw one each
+      # epoch; 0 = no cache, the backbone sees a fresh augmentation every epoch
+      views=0,
+      memory_gb=2.0,  # larger caches are memory-mapped in the run directory
+  )
   c.evaluation = dict(
       tta_flip=False,  # average the logits of each image and its mirror image
   )

@@ -19,6 +19,11 @@ def random_affine_matrix(rng: np.random.Generator, rotation: float, shear: float
   return rotate @ shear_m @ np.diag([zx, zy])
 
 
+def augments(cfg) -> bool:
+  """Whether `cfg` changes images at all."""
+  return bool(cfg.rotation or cfg.shear or cfg.zoom or cfg.hflip)
+
+
 def augment(image: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
   """`image` uint8 (H, W, C); `cfg` has rotation, shear, zoom, hflip."""
   matrix = random_affine_matrix(rng, cfg.rotation, cfg.shear, cfg.zoom)

@@ -38,6 +38,23 @@ def balanced_draw(labels, seed: int) -> np.ndarray:
   return np.concatenate(draws)
 
 
+def _epoch(records, load, epoch: int, data_config, batch_size: int, seed: int,
+           shard: tuple[int, int]):
+  """One epoch of `load(record, rng)`, shuffled and batched (see `train_batches`)."""
+  index, count = shard
+  records = list(records)
+  if data_config.balanced_sampling:
+    draw = balanced_draw([label for _, label in records], epoch_seed(seed + 2, epoch))
+    records = [records[i] for i in draw]
+  # each record's randomness is seeded by its place in the global order, and process p
+  # takes the p-th block of every global batch: any process count gives the same batches
+  ds = (grain.MapDataset.source(records)
+        .shuffle(seed=epoch_seed(seed, epoch))
+        .random_map(load, seed=epoch_seed(seed + 1, epoch))
+        .batch(batch_size // count, drop_remainder=True)[index::count])
+  return ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
+
+
 def train_batches(records, epoch: int, data_config, size: int, batch_size: int, seed: int,
                   shard: tuple[int, int] = (0, 1)):
   """One epoch of shuffled, augmented, full batches: {'image': uint8 NHWC, 'label': int32};
@@ -47,31 +64,41 @@ def train_batches(records, epoch: int, data_config, size: int, batch_size: int, 
   every global batch of `batch_size` (the same images, in the same order, as one
   process would).
   """
-  index, count = shard
   def load(record, rng):
     image = load_image(record[0], size)
-    return {'image': augment(image, rng, data_config.augment),
-            'label': np.int32(record[1])}
+    return {'image': augment(image, rng, data_config.augment), 'label': np.int32(record[1])}
+  return _epoch(records, load, epoch, data_config, batch_size, seed, shard)
 
-  records = list(records)
-  if data_config.balanced_sampling:
-    draw = balanced_draw([label for _, label in records], epoch_seed(seed + 2, epoch))
-    records = [records[i] for i in draw]
-  # each record's augmentation is seeded by its place in the global order, and process p
-  # takes the p-th block of every global batch: any process count gives the same batches
-  ds = (grain.MapDataset.source(records)
-        .shuffle(seed=epoch_seed(seed, epoch))
-        .random_map(load, seed=epoch_seed(seed + 1, epoch))
-        .batch(batch_size // count, drop_remainder=True)[index::count])
-  return ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
+
+def cached_batches(features, labels, epoch: int, data_config, batch_size: int, seed: int,
+                   shard: tuple[int, int] = (0, 1)):
+  """`train_batches` over precomputed `features` (views, N, ...): the same records in the
+  same order, each {'features': one view of record i, drawn at random, 'label'}."""
+  views = len(features)
+
+  def load(record, rng):
+    view = rng.integers(views) if views > 1 else 0
+    return {'features': features[view, record[0]], 'label': np.int32(record[1])}
+  return _epoch(enumerate(labels), load, epoch, data_config, batch_size, seed, shard)
+
+
+def view_batches(records, data_config, size: int, batch_size: int, seed: int | None):
+  """All records in order, as batches of {'image', 'label'}: unaugmented if `seed` is None,
+  else one augmented view each, seeded by (`seed`, index); the last batch may be short."""
+  def load(record, rng=None):
+    image = load_image(record[0], size)
+    if rng is not None:
+      image = augment(image, rng, data_config.augment)
+    return {'image': image, 'label': np.int32(record[1])}
+  ds = grain.MapDataset.source(list(records))
+  ds = ds.map(load) if seed is None else ds.random_map(load, seed=seed)
+  return ds.batch(batch_size, drop_remainder=False).to_iter_dataset(
+      _read_options(data_config.threads, batch_size))
 
 
 def eval_batches(records, data_config, size: int, batch_size: int):
   """All records in order, unaugmented; the last batch may be short."""
-  ds = (grain.MapDataset.source(list(records))
-        .map(lambda r: {'image': load_image(r[0], size), 'label': np.int32(r[1])})
-        .batch(batch_size, drop_remainder=False))
-  return ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
+  return view_batches(records, data_config, size, batch_size, None)
 
 
 def steps_per_epoch(num_records: int, batch_size: int) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from research import parallel, rundir
 from research.data import DataError, load_split, steps_per_epoch
@@ -17,8 +18,8 @@ from research.evaluate.predict import predict
 from research.evaluate.report import balanced_accuracy
 from research.experiment.prepare import prepare, start_run
 from research.explain.run import explain_test_images, feature_maps, test_picks
-from research.models import input_size, loss_and_accuracy
-from research.train import checkpoint
+from research.models import input_size, loss_and_accuracy, probabilities
+from research.train import checkpoint, feature_cache
 from research.train.freeze import TRAINABLE
 from research.train.loop import build, fit
 
@@ -32,11 +33,20 @@ def validation(config, built, records):
   there are none."""
   if not records:
     return None
+  cached = []  # a frozen backbone's validation features, computed at the first epoch's end
 
   def validate(variables_):
-    logits, probs, labels = predict(built.model, built.binary, variables_, records, config.data,
-                                    input_size(config), config.batch_size, built.mesh,
-                                    'validating', config.evaluation.tta_flip)
+    if feature_cache.wanted(config, built.phases):
+      if not cached:
+        cached.append(feature_cache.val_features(config, built.model, variables_, records,
+                                                 input_size(config)))
+      logits = feature_cache.head_logits(built.model, variables_, cached[0], config.batch_size)
+      labels = np.asarray([label for _, label in records])
+      probs = np.asarray(probabilities(jnp.asarray(logits), built.binary))
+    else:
+      logits, probs, labels = predict(built.model, built.binary, variables_, records,
+                                      config.data, input_size(config), config.batch_size,
+                                      built.mesh, 'validating', config.evaluation.tta_flip)
     loss, accuracy = loss_and_accuracy(jnp.asarray(logits), jnp.asarray(labels), built.binary)
     return {'val_loss': float(loss), 'val_accuracy': float(accuracy),
             'val_balanced_accuracy': balanced_accuracy(labels, probs.argmax(-1))}

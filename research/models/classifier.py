@@ -5,12 +5,15 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
-class Head(nn.Module):
-  """Pooling, then `[Dropout -> Dense(n) -> ReLU] * k`, then Dropout -> Dense(num_outputs).
+def pool(x, pooling: str):
+  """'avg': global average pooling (what the ImageNet classifiers use); 'flatten': the
+  Keras-style ``F-D(1024)-...`` heads."""
+  return x.mean(axis=(1, 2)) if pooling == 'avg' else x.reshape(x.shape[0], -1)
 
-  `pooling='flatten'` gives the Keras-style ``F-D(1024)-...`` heads; 'avg' is
-  global average pooling (what the ImageNet classifiers use).
-  """
+
+class Head(nn.Module):
+  """`[Dropout -> Dense(n) -> ReLU] * k`, then Dropout -> Dense(num_outputs), on pooled
+  features."""
   num_outputs: int
   hidden: Sequence[int] = ()
   dropout: float = 0.0
@@ -18,7 +21,6 @@ class Head(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = x.mean(axis=(1, 2)) if self.pooling == 'avg' else x.reshape(x.shape[0], -1)
     for i, width in enumerate(self.hidden):
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
       x = nn.relu(nn.Dense(width, name=f'hidden_{i}')(x))
@@ -27,12 +29,25 @@ class Head(nn.Module):
 
 
 class Classifier(nn.Module):
-  """Takes uint8 images (N, H, W, 3); normalises them the way the backbone was trained."""
+  """Takes uint8 images (N, H, W, 3); normalises them the way the backbone was trained.
+
+  `features` (the backbone in inference mode, pooled) and `classify` (the head) split
+  the model where a frozen backbone's outputs can be computed once and cached.
+  """
   backbone: nn.Module
   head: Head
   mean: Sequence[float]
   std: Sequence[float]
 
-  def __call__(self, images, train: bool = False):
+  def backbone_map(self, images, train: bool = False):
     x = (images.astype(jnp.float32) - jnp.asarray(self.mean)) / jnp.asarray(self.std)
-    return self.head(self.backbone(x, train), train)
+    return self.backbone(x, train)
+
+  def __call__(self, images, train: bool = False):
+    return self.classify(pool(self.backbone_map(images, train), self.head.pooling), train)
+
+  def features(self, images):
+    return pool(self.backbone_map(images, False), self.head.pooling)
+
+  def classify(self, features, train: bool = False):
+    return self.head(features, train)

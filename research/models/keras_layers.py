@@ -12,14 +12,12 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
-from research.models.layers import DepthwiseConv, Padding, depthwise_conv, pads, tap
+from research.models.layers import Conv, DepthwiseConv, Padding, conv2d, depthwise_conv, pads, tap
 
 
 def conv(features: int, kernel, name: str, stride: int = 1, padding: Padding = 'SAME',
-         use_bias: bool = False) -> nn.Conv:
-  kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
-  return nn.Conv(features, kernel, (stride, stride), padding=padding, use_bias=use_bias,
-                 name=name)
+         use_bias: bool = False) -> Conv:
+  return Conv(features, kernel, stride, padding, use_bias, name=name)
 
 
 def batch_norm(name: str, train: bool, momentum: float = 0.99, scale: bool = True):
@@ -50,7 +48,7 @@ class SeparableConv2D(nn.Module):
     dw = self.param('depthwise_kernel', nn.initializers.lecun_normal(), (k, k, 1, c))
     pw = self.param('pointwise_kernel', nn.initializers.lecun_normal(), (1, 1, c, self.features))
     x = depthwise_conv(x, dw, self.stride, self.padding)
-    return jnp.einsum('nhwc,co->nhwo', x, pw[0, 0])
+    return conv2d(x, pw, 1, 'VALID')
 
 
 class Normalization(nn.Module):

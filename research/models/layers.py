@@ -4,6 +4,7 @@ Every `ConvBN` and `InvertedResidual` taps its output (see `tap`), so any of
 them can be read back (block-by-block parity tests) or differentiated against
 (Grad-CAM) by its module path, e.g. ``backbone/blocks_15`` or ``backbone/head``.
 """
+import functools
 from typing import Callable
 
 import flax.linen as nn
@@ -68,20 +69,90 @@ def max_pool(x, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = Fa
 Padding = str | tuple[tuple[int, int], tuple[int, int]]  # a `pads` mode, or explicit pixels
 
 
-def depthwise_conv(x, w, stride: int, padding: Padding):
-  """Depthwise conv with a (k, k, 1, C) kernel as k*k shifted multiply-adds that XLA fuses
-  into one loop. XLA:CPU runs `feature_group_count=C` convolutions 5-12x slower than this
-  (forward and backward, measured in BENCHMARKS.md)."""
-  k, s = w.shape[0], stride
-  if isinstance(padding, str):
-    padding = tuple(pads(n, k, s, padding) for n in x.shape[1:3])
-  x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-  out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
-  out = 0
+def _shifted_sum(x, w, stride: int, out_h: int, out_w: int):
+  """sum over (i, j) of x[i::stride, j::stride] * w[i, j]: one fused loop on XLA."""
+  k, s, out = w.shape[0], stride, 0
   for i in range(k):
     for j in range(k):
       out = out + x[:, i:i + (out_h - 1) * s + 1:s, j:j + (out_w - 1) * s + 1:s, :] * w[i, j, 0]
   return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise(x, w, stride: int, padding):
+  k = w.shape[0]
+  x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+  return _shifted_sum(x, w, stride, (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1)
+
+
+def _depthwise_fwd(x, w, stride, padding):
+  return _depthwise(x, w, stride, padding), (x, w)
+
+
+def _depthwise_bwd(stride, padding, residuals, dy):
+  """The kernel gradient as one variadic reduction (one pass over x and dy, k*k sums)
+  and the input gradient as the same shifted sum over the dilated, padded dy with the
+  kernel flipped: autodiff's k*k separate reductions and pads cost 2-4x more."""
+  x, w = residuals
+  k, s = w.shape[0], stride
+  xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+  out_h, out_w = dy.shape[1:3]
+  products = [xp[:, i:i + (out_h - 1) * s + 1:s, j:j + (out_w - 1) * s + 1:s, :] * dy
+              for i in range(k) for j in range(k)]
+  sums = jax.lax.reduce(products, [jnp.zeros((), dy.dtype)] * len(products),
+                        lambda a, b: [p + q for p, q in zip(a, b)], (0, 1, 2))
+  dw = jnp.stack(sums).reshape(w.shape).astype(w.dtype)
+  size_h, size_w = xp.shape[1:3]
+  dyp = jax.lax.pad(dy, jnp.zeros((), dy.dtype), [
+      (0, 0, 0), (k - 1, size_h - (out_h - 1) * s - 1, s - 1),
+      (k - 1, size_w - (out_w - 1) * s - 1, s - 1), (0, 0, 0)])
+  dxp = _shifted_sum(dyp, w[::-1, ::-1], 1, size_h, size_w)
+  (top, _), (left, _) = padding
+  return dxp[:, top:top + x.shape[1], left:left + x.shape[2]].astype(x.dtype), dw
+
+
+_depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
+def depthwise_conv(x, w, stride: int, padding: Padding):
+  """Depthwise conv with a (k, k, 1, C) kernel as k*k shifted multiply-adds that XLA fuses
+  into one loop, with a hand-written backward pass. XLA:CPU runs `feature_group_count=C`
+  convolutions 5-12x slower than this (BENCHMARKS.md)."""
+  k = w.shape[0]
+  if isinstance(padding, str):
+    padding = tuple(pads(n, k, stride, padding) for n in x.shape[1:3])
+  return _depthwise(x, w, stride, tuple(map(tuple, padding)))
+
+
+def conv2d(x, w, stride: int, padding: Padding):
+  """A dense convolution, NHWC x (kh, kw, C_in, C_out). On CPU a 1x1 kernel is a (strided)
+  slice and one matrix product: XLA:CPU runs it 2-3x faster than `lax.conv`, forward and
+  backward (BENCHMARKS.md); other kernels and other backends use `lax.conv`."""
+  if isinstance(padding, str):
+    padding = tuple(pads(n, k, stride, padding) for n, k in zip(x.shape[1:3], w.shape[:2]))
+  if w.shape[:2] == (1, 1) and not any(map(any, padding)) and jax.default_backend() == 'cpu':
+    return jnp.dot(x[:, ::stride, ::stride], w[0, 0])
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), padding,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+class Conv(nn.Module):
+  """`nn.Conv` (same parameters: a (kh, kw, C_in, C_out) 'kernel', optional 'bias', same
+  initialisers) computed by `conv2d`."""
+  features: int
+  kernel: int | tuple[int, int] = 1
+  stride: int = 1
+  padding: Padding = 'SAME'
+  use_bias: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    k = (self.kernel,) * 2 if isinstance(self.kernel, int) else tuple(self.kernel)
+    w = self.param('kernel', nn.initializers.lecun_normal(), (*k, x.shape[-1], self.features))
+    y = conv2d(x, w, self.stride, self.padding)
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    return y
 
 
 class DepthwiseConv(nn.Module):
@@ -112,9 +183,8 @@ class ConvBN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.groups == 1:
-      padding = [pads(n, self.kernel, self.stride, self.padding) for n in x.shape[1:3]]
-      x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
-                  padding=padding, use_bias=False, name='conv')(x)
+      padding = tuple(pads(n, self.kernel, self.stride, self.padding) for n in x.shape[1:3])
+      x = Conv(self.features, self.kernel, self.stride, padding, name='conv')(x)
     else:  # depthwise: groups == channels
       x = DepthwiseConv(self.kernel, self.stride, self.padding, name='conv')(x)
     x = nn.BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_eps, name='bn')(

@@ -95,6 +95,11 @@ def frozen_batchnorm_paths(labels: dict) -> frozenset:
   return frozenset(m for m, ls in modules.items() if all(l == FROZEN for l in ls))
 
 
+def backbone_is_frozen(labels: dict) -> bool:
+  """Whether no backbone parameter trains (the head alone does)."""
+  return all(label == FROZEN for path, label in labels.items() if path.startswith('backbone/'))
+
+
 @contextlib.contextmanager
 def frozen_batchnorm_in_inference_mode(paths: frozenset):
   """Within this context, those BatchNorm layers use (and keep) their running statistics."""

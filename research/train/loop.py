@@ -17,7 +17,8 @@ from research.config import ConfigError
 from research.data import train_batches
 from research.errors import UserError
 from research.models import create_model, input_size
-from research.train import checkpoint
+from research.train import checkpoint, feature_cache
+from research.train.feature_cache import FeatureCache
 from research.train.freeze import TRAINABLE, Phase
 from research.train.history import History
 from research.train.state import TrainState, create_train_state
@@ -136,6 +137,8 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
         f'{at["step"]}/{steps}')
   history = History(run_dir / rundir.METRICS, run_dir / rundir.TENSORBOARD, at['epoch'] - 1,
                     writes=parallel.is_main())
+  cache = (FeatureCache(config, built.model, variables(state), train_records, input_size(config),
+                        run_dir, log) if feature_cache.wanted(config, built.phases) else None)
   guard = NonFiniteGuard(config, mngr)
   rng = jax.random.key(config.seed + 1)
   size, every, phase = input_size(config), config.checkpoint.every_steps, None
@@ -158,8 +161,9 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
             f'{sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter tensors '
             f'trainable, learning rate x {built.phases[phase].lr_factor:g}')
     began = time.time()
-    batches = iter(train_batches(train_records, epoch, config.data, size, config.batch_size,
-                                 config.seed, shard=(jax.process_index(), jax.process_count())))
+    shard = (jax.process_index(), jax.process_count())
+    batches = iter(cache.batches(epoch, shard) if cache else train_batches(
+        train_records, epoch, config.data, size, config.batch_size, config.seed, shard))
     done, totals = 0, zero_totals()
     if epoch == at['epoch'] and at['step']:
       batches.set_state(at['data'])

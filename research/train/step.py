@@ -7,8 +7,8 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from research.config import ConfigError
 from research.models import loss_and_accuracy
-from research.train.freeze import (frozen_batchnorm_in_inference_mode, frozen_batchnorm_paths,
-                                   partition, unflat)
+from research.train.freeze import (backbone_is_frozen, frozen_batchnorm_in_inference_mode,
+                                   frozen_batchnorm_paths, partition, unflat)
 
 
 def class_weights(spec: str, train_labels, num_classes: int) -> tuple[float, ...] | None:
@@ -35,10 +35,15 @@ def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False,
   """Differentiates only trainable parameters; frozen BatchNorm runs in inference mode.
   The loss is weighted by class `weights` and smoothed by `label_smoothing`.
 
+  A wholly frozen backbone runs in inference mode (BatchNorm and dropout), as Keras's
+  `base(x, training=False)`; a batch may then carry its cached 'features' instead of
+  'image' (research.train.feature_cache).
+
   Metrics carry 'finite' (loss and gradients finite); with `skip_nonfinite` a
   step that is not leaves the state as it was.
   """
   frozen_bn = frozen_batchnorm_paths(labels)
+  backbone_frozen = backbone_is_frozen(labels)
 
   def train_step(state, batch, rng):
     trainable, frozen = partition(state.params, labels)
@@ -46,10 +51,17 @@ def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False,
 
     def loss_fn(trainable):
       params = unflat({**trainable, **frozen})
-      with frozen_batchnorm_in_inference_mode(frozen_bn):
-        logits, updates = state.apply_fn(
-            {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
-            rngs={'dropout': rng}, mutable=['batch_stats'])
+      model_vars = {'params': params, 'batch_stats': state.batch_stats}
+      if backbone_frozen:  # the head alone trains: on cached features, or computed here
+        features = batch['features'] if 'features' in batch else state.apply_fn(
+            model_vars, batch['image'], method='features')
+        logits, updates = state.apply_fn(model_vars, features, train=True,
+                                         rngs={'dropout': rng}, mutable=['batch_stats'],
+                                         method='classify')
+      else:
+        with frozen_batchnorm_in_inference_mode(frozen_bn):
+          logits, updates = state.apply_fn(model_vars, batch['image'], train=True,
+                                           rngs={'dropout': rng}, mutable=['batch_stats'])
       loss, accuracy = loss_and_accuracy(logits, batch['label'], binary, weights,
                                          label_smoothing)
       return loss, (accuracy, updates.get('batch_stats', state.batch_stats))

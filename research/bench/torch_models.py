@@ -1,0 +1,103 @@
+"""PyTorch references for the benchmark (and the parity tests): the same architectures with a
+one-logit head, frozen the way a PyTorch user freezes (`requires_grad=False`, frozen modules in
+eval mode), channels-last."""
+import sys
+import types
+
+import numpy as np
+import torch
+
+
+def torchvision():
+  """torchvision 0.28.0 is a CUDA wheel installed --no-deps; its import fails on CPU-only
+  torch until these two registration modules are stubbed. Its models then run on CPU."""
+  for name in ('torchvision._meta_registrations', 'torchvision._autograd_registrations'):
+    sys.modules.setdefault(name, types.ModuleType(name))
+  import torchvision as tv  # pylint: disable=import-outside-toplevel
+  return tv
+
+
+def with_one_logit(model: str) -> tuple[torch.nn.Module, str]:
+  """(network, the name of its new head)."""
+  if model.startswith('efficientnet_lite'):
+    from efficientnet_lite_pytorch import EfficientNet  # pylint: disable=import-outside-toplevel
+    net = EfficientNet.from_name(model.replace('_', '-'))
+    net._fc = torch.nn.Linear(net._fc.in_features, 1)  # pylint: disable=protected-access
+    return net, '_fc'
+  models = torchvision().models
+  if model in ('mobilenet_v2', 'efficientnet_b0'):
+    net = getattr(models, model)()
+    net.classifier[-1] = torch.nn.Linear(net.classifier[-1].in_features, 1)
+    return net, f'classifier.{len(net.classifier) - 1}'
+  if model == 'inception_v3':
+    net = models.inception_v3(aux_logits=False, init_weights=False)
+  else:
+    net = getattr(models, model)()
+  net.fc = torch.nn.Linear(net.fc.in_features, 1)
+  return net, 'fc'
+
+
+def call_order(net: torch.nn.Module, size: int) -> list[str]:
+  """Leaf modules' names in the order the forward pass first calls them."""
+  order = []
+  hooks = [m.register_forward_pre_hook(lambda m, _, name=name: order.append(name))
+           for name, m in net.named_modules() if not list(m.children())]
+  with torch.no_grad():
+    net.eval()(torch.zeros(1, 3, size, size))
+  for hook in hooks:
+    hook.remove()
+  return list(dict.fromkeys(order))
+
+
+def frozen_modules(net: torch.nn.Module, size: int, before: str, head: str) -> list[str]:
+  """The leaf modules called before `before` ('head': all but `head`; '': none)."""
+  if not before:
+    return []
+  order = call_order(net, size)
+  first = head if before == 'head' else before
+  index = next(i for i, name in enumerate(order) if name == first or name.startswith(first + '.'))
+  return order[:index]
+
+
+def train_step_fn(model: str, size: int, before: str, batch: int):
+  """A closure running one Adam step of binary cross-entropy on a random batch."""
+  torch.manual_seed(0)
+  net, head = with_one_logit(model)
+  frozen = frozen_modules(net, size, before, head)
+  net = net.to(memory_format=torch.channels_last).train()
+  modules = dict(net.named_modules())
+  for name in frozen:
+    modules[name].eval()
+    for p in modules[name].parameters():
+      p.requires_grad_(False)
+  optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], 1e-3)
+  rng = np.random.default_rng(0)
+  images = torch.from_numpy(rng.normal(size=(batch, 3, size, size)).astype(np.float32))
+  images = images.contiguous(memory_format=torch.channels_last)
+  labels = torch.from_numpy((np.arange(batch) % 2).astype(np.float32))
+  loss_fn = torch.nn.BCEWithLogitsLoss()
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    loss_fn(net(images)[:, 0], labels).backward()
+    optimizer.step()
+  return step
+
+
+def keras_train_step_fn(model: str, size: int, before: str, batch: int):
+  """Keras 3 on the PyTorch backend (for models torchvision lacks): `train_on_batch`."""
+  import os  # pylint: disable=import-outside-toplevel
+  os.environ['KERAS_BACKEND'] = 'torch'
+  import keras  # pylint: disable=import-outside-toplevel
+  builders = {'nasnet_mobile': keras.applications.NASNetMobile}
+  base = builders[model](weights=None, include_top=False, pooling='avg',
+                         input_shape=(size, size, 3))
+  for layer in base.layers[:int(before or 0)]:
+    layer.trainable = False
+  net = keras.Sequential([base, keras.layers.Dense(1)])
+  net.compile(optimizer=keras.optimizers.Adam(1e-3),
+              loss=keras.losses.BinaryCrossentropy(from_logits=True))
+  rng = np.random.default_rng(0)
+  images = rng.normal(size=(batch, size, size, 3)).astype(np.float32)
+  labels = (np.arange(batch) % 2).astype(np.float32)[:, None]
+  return lambda: net.train_on_batch(images, labels)
