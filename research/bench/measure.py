@@ -11,6 +11,7 @@ import os
 import statistics
 import time
 
+from research import compile_cache
 from research.bench.rows import ROWS
 
 WARMUP = 2
@@ -80,15 +81,24 @@ def main() -> None:
   parser.add_argument('row', type=int)
   parser.add_argument('--batch', type=int, default=20)
   parser.add_argument('--steps', type=int, default=5)
+  parser.add_argument('--first-step', action='store_true',
+                      help='print the seconds from here to the first step done (compilation '
+                      'included) instead')
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                       help='config overrides for the jax side, e.g. model.dtype=bfloat16')
   args = parser.parse_args()
   row = ROWS[args.row]
+  began = time.perf_counter()
   if args.side == 'jax':
+    compile_cache.enable()
     overrides = dict(item.split('=', 1) for item in args.set)
     fn, block = jax_step(row, args.batch, overrides)
   else:
     fn, block = torch_step(row, args.batch)
+  if args.first_step:
+    block(fn())
+    print(json.dumps({'first_step_s': time.perf_counter() - began}))
+    return
   print(json.dumps({'images_per_s': args.batch / median_seconds(fn, args.steps, block)}))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 
 from research import config as config_lib
-from research import parallel, rundir
+from research import compile_cache, parallel, rundir
 from research.data import DataError
 from research.errors import UserError
 from research.evaluate import evaluate
@@ -233,6 +233,7 @@ COMMANDS = {'eval': run_eval, 'gradcam': run_gradcam, 'features': run_features,
 
 def main(argv: list[str] | None = None) -> int:
   args = sys.argv[1:] if argv is None else argv
+  compile_cache.enable()
   try:
     if not args or args[0] in ('-h', '--help', 'help'):
       print(USAGE)

@@ -1,0 +1,27 @@
+"""JAX's persistent compilation cache: a first run fills it, a second run of the same
+configuration compiles nothing new (every step is loaded from it)."""
+import os
+import subprocess
+import sys
+
+from helpers import make_folder
+
+ARGS = ['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
+        '--config.model.pretrained=False', '--config.freeze.before=', '--config.batch_size=4',
+        '--config.num_epochs=1', '--config.gradcam.num_images=0',
+        '--config.features.num_images=0']
+
+
+def test_a_second_run_loads_every_compiled_step_from_the_cache(tmp_path):
+  folder = make_folder(tmp_path / 'images', per_class=6)
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  env['XDG_CACHE_HOME'] = str(tmp_path / 'xdg')
+  cache = tmp_path / 'xdg' / 'research' / 'jax'
+  entries = []
+  for run in ('first', 'second'):
+    subprocess.run([sys.executable, '-m', 'research.cli.main', *ARGS,
+                    f'--config.data.path={folder}', f'--config.workdir={tmp_path / run}'],
+                   env=env, check=True, capture_output=True)
+    entries.append(sorted(p.name for p in cache.iterdir()))
+  assert any(name.startswith('jit_train_step-') for name in entries[0])
+  assert entries[1] == entries[0]  # nothing compiled the second time
