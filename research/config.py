@@ -39,6 +39,9 @@ def base_config() -> ml_collections.ConfigDict:
       pooling='avg',  # 'avg' (global average) or 'flatten' (Keras F-D-D heads)
       hidden=(),  # widths of hidden dense layers in the head
       dropout=0.2,  # before every dense layer of the head
+      # the backbone's compute dtype: 'bfloat16' (parameters, BatchNorm statistics and the
+      # head stay float32) for GPUs and TPUs; on CPU XLA computes it slower (BENCHMARKS.md)
+      dtype='float32',
   )
   c.freeze = dict(
       # freeze every parameter before this one: a Flax path prefix ('backbone/layer4_0'), a
@@ -121,6 +124,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 CHOICES = {
     'model.pooling': ('avg', 'flatten'),
+    'model.dtype': ('float32', 'bfloat16'),
     'optimizer.name': ('adam', 'adamw', 'sgd'),
     'checkpoint.best_metric': ('val_accuracy', 'val_loss', 'val_balanced_accuracy'),
     'data.elpv_task': ('binary', 'levels'),

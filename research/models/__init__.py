@@ -17,7 +17,7 @@ def create_model(model_config, num_outputs: int) -> Classifier:
   spec = get_spec(model_config.name)
   head = Head(num_outputs, tuple(model_config.hidden), model_config.dropout,
               model_config.pooling)
-  return Classifier(spec.backbone(), head, spec.mean, spec.std)
+  return Classifier(spec.backbone(), head, spec.mean, spec.std, model_config.dtype)
 
 
 def input_size(config) -> int:

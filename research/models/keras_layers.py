@@ -22,8 +22,8 @@ def conv(features: int, kernel, name: str, stride: int = 1, padding: Padding = '
 
 def batch_norm(name: str, train: bool, momentum: float = 0.99, scale: bool = True):
   """Keras BatchNormalization(epsilon=1e-3); returns the layer applied in `train` mode."""
-  bn = nn.BatchNorm(momentum=momentum, epsilon=1e-3, use_scale=scale, name=name)
-  return lambda x: bn(x, use_running_average=not train)
+  return lambda x: nn.BatchNorm(momentum=momentum, epsilon=1e-3, use_scale=scale, dtype=x.dtype,
+                                name=name)(x, use_running_average=not train)
 
 
 def zero_pad_same(x, kernel: int, stride: int = 2):
@@ -63,7 +63,7 @@ class Normalization(nn.Module):
     c = x.shape[-1]
     mean = self.variable('batch_stats', 'mean', jnp.zeros, (c,)).value
     var = self.variable('batch_stats', 'var', jnp.ones, (c,)).value
-    return (x - mean) / jnp.maximum(jnp.sqrt(var), 1e-7)
+    return ((x - mean) / jnp.maximum(jnp.sqrt(var), 1e-7)).astype(x.dtype)
 
 
 class Tap(nn.Module):

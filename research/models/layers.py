@@ -121,13 +121,14 @@ def depthwise_conv(x, w, stride: int, padding: Padding):
   k = w.shape[0]
   if isinstance(padding, str):
     padding = tuple(pads(n, k, stride, padding) for n in x.shape[1:3])
-  return _depthwise(x, w, stride, tuple(map(tuple, padding)))
+  return _depthwise(x, w.astype(x.dtype), stride, tuple(map(tuple, padding)))
 
 
 def conv2d(x, w, stride: int, padding: Padding):
   """A dense convolution, NHWC x (kh, kw, C_in, C_out). On CPU a 1x1 kernel is a (strided)
   slice and one matrix product: XLA:CPU runs it 2-3x faster than `lax.conv`, forward and
   backward (BENCHMARKS.md); other kernels and other backends use `lax.conv`."""
+  w = w.astype(x.dtype)  # compute in the activations' dtype (float32 or bfloat16)
   if isinstance(padding, str):
     padding = tuple(pads(n, k, stride, padding) for n, k in zip(x.shape[1:3], w.shape[:2]))
   if w.shape[:2] == (1, 1) and not any(map(any, padding)) and jax.default_backend() == 'cpu':
@@ -187,7 +188,7 @@ class ConvBN(nn.Module):
       x = Conv(self.features, self.kernel, self.stride, padding, name='conv')(x)
     else:  # depthwise: groups == channels
       x = DepthwiseConv(self.kernel, self.stride, self.padding, name='conv')(x)
-    x = nn.BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_eps, name='bn')(
+    x = nn.BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_eps, dtype=x.dtype, name='bn')(
         x, use_running_average=not train)
     if self.act is not None:
       x = self.act(x)
