@@ -11,7 +11,7 @@ from research import compile_cache, parallel, rundir
 from research.data import DataError
 from research.errors import UserError
 from research.evaluate import evaluate
-from research.experiment import compare, sweep
+from research.experiment import compare, probe, sweep
 from research.experiment.predict import write_predictions
 from research.experiment.run import restore, run
 from research.explain.run import explain_files, feature_maps
@@ -31,6 +31,8 @@ USAGE = """usage:
   ./run.sh predict RUN_DIR IMAGE_OR_FOLDER... [--out CSV] predictions.csv (class probabilities)
       eval, gradcam, features and predict use the best epoch's weights (by validation);
       --checkpoint last: the last epoch's
+  ./run.sh probe --models NAME,NAME,... [CONFIG.py]      rank backbones by a linear probe on
+                                                         their frozen features (no training)
   ./run.sh bench                                         benchmarks -> BENCHMARKS.md
   ./run.sh test [PYTEST ARGS]                            the test suite"""
 
@@ -227,8 +229,26 @@ def run_predict(args: list[str]) -> None:
   print(f'predictions: {write_predictions(restored(run_dir, options), paths[1:], out)}')
 
 
+def run_probe(args: list[str]) -> None:
+  positional, overrides, options = split_args(args, options=('--models', '--out'))
+  if len(positional) > 1 or not options.get('--models'):
+    raise config_lib.ConfigError('usage: ./run.sh probe --models NAME,NAME,... [CONFIG.py] '
+                                 '[--config.KEY=VALUE ...] [--out DIR]')
+  config = config_lib.load(positional[0] if positional else 'configs/efficientnet_adam.py',
+                           overrides)
+  config_lib.check_choices(config)
+  out = Path(options.get('--out') or f'checkpoints/probe-{time.strftime("%Y%m%d-%H%M%S")}')
+  rows = probe.probe(config, options['--models'].split(','), out)
+  for row in rows:
+    print(f'{row["rank"]}. {row["model"]}: val accuracy {row["val accuracy"]:.4f} (balanced '
+          f'{row["val balanced accuracy"]:.4f}), {row["feature time (s)"]:.0f} s features + '
+          f'{row["probe time (s)"]:.1f} s probe')
+  print(f'probe:   {out}/probe.md (probe.csv)')
+
+
 COMMANDS = {'eval': run_eval, 'gradcam': run_gradcam, 'features': run_features,
-            'predict': run_predict, 'sweep': run_sweep, 'compare': run_compare}
+            'predict': run_predict, 'sweep': run_sweep, 'compare': run_compare,
+            'probe': run_probe}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,90 @@
+""""Which backbone?" before training any: each backbone's frozen features of the train and
+val images (computed once, unaugmented), a logistic-regression probe (scikit-learn) on
+them, and the backbones ranked by validation accuracy, with the time each took.
+
+A linear probe measures how separable a backbone's ImageNet features make the classes;
+it ranks backbones for feature extraction (a frozen backbone + head), and is a guide,
+not a verdict, for fine-tuning.
+"""
+import csv
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from research.config import ConfigError
+from research.experiment.prepare import prepare
+from research.models import create_model, get_spec, input_size
+from research.train.feature_cache import compute
+from research.train.state import init_variables, pretrained_file
+
+COLUMNS = ('rank', 'model', 'weights', 'val accuracy', 'val balanced accuracy', 'train accuracy',
+           'features', 'feature time (s)', 'probe time (s)', 'images/s')
+
+
+def probe_one(config, split: dict, log) -> dict:
+  """The probe row of `config.model.name`."""
+  model = create_model(config.model, 1)
+  variables = init_variables(model, config, jax.random.key(config.seed), log)
+  began = time.time()
+  features = {s: compute(model, variables, split[s], config.data, input_size(config),
+                         config.batch_size, [None], None, config.feature_cache.memory_gb,
+                         f'{config.model.name} {s}')[0]
+              for s in ('train', 'val')}
+  feature_seconds = time.time() - began
+  labels = {s: np.asarray([label for _, label in split[s]]) for s in ('train', 'val')}
+  began = time.time()
+  classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+  classifier.fit(features['train'], labels['train'])
+  predicted = classifier.predict(features['val'])
+  images = len(split['train']) + len(split['val'])
+  return {'model': config.model.name,
+          'weights': 'ImageNet' if config.model.pretrained else 'random init',
+          'val accuracy': float((predicted == labels['val']).mean()),
+          'val balanced accuracy': float(balanced_accuracy_score(labels['val'], predicted)),
+          'train accuracy': float(classifier.score(features['train'], labels['train'])),
+          'features': features['train'].shape[1], 'feature time (s)': feature_seconds,
+          'probe time (s)': time.time() - began, 'images/s': images / feature_seconds}
+
+
+def probe(config, models: list[str], out: Path, log=print) -> list[dict]:
+  """Ranked rows for `models`, written to out/probe.md and out/probe.csv. Every model's
+  weights are checked before any work."""
+  for name in models:
+    get_spec(name)
+  configs = []  # a model without pretrained weights is probed at random init (a baseline)
+  for name in models:
+    c = config.copy_and_resolve_references()
+    c.model.name = name
+    c.model.pretrained = c.model.pretrained and get_spec(name).weights is not None
+    pretrained_file(c, log)
+    configs.append(c)
+  split = prepare(config, log).split
+  if not split['val']:
+    raise ConfigError('probe ranks backbones on the validation split, which is empty: give '
+                      'data.split a validation share, e.g. --config.data.split=0.7,0.15,0.15')
+  rows = [probe_one(c, split, log) for c in configs]
+  rows.sort(key=lambda r: -r['val accuracy'])
+  for rank, row in enumerate(rows, 1):
+    row['rank'] = rank
+  write(out, rows, f'{len(split["train"])} train / {len(split["val"])} val images')
+  return rows
+
+
+def write(out: Path, rows: list[dict], data: str) -> None:
+  out.mkdir(parents=True, exist_ok=True)
+  with open(out / 'probe.csv', 'w', newline='') as f:
+    writer = csv.DictWriter(f, COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+  cell = lambda v: f'{v:.4f}' if isinstance(v, float) and v <= 1 else (
+      f'{v:.1f}' if isinstance(v, float) else str(v))
+  lines = [f'# Linear probe: frozen ImageNet features + logistic regression ({data})', '',
+           '| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+  lines += ['| ' + ' | '.join(cell(r[k]) for k in COLUMNS) + ' |' for r in rows]
+  (out / 'probe.md').write_text('\n'.join(lines) + '\n')
