@@ -1,78 +1,107 @@
-"""`./run.sh bench`: train-step, forward and input-pipeline images/s -> BENCHMARKS.md.
+"""`./run.sh bench`: this project beside PyTorch on every write-up's configuration, bf16,
+the compilation cache, the feature cache and the input pipeline -> BENCHMARKS.md.
 
-Median over timed steps after warm-up (compilation excluded), on random uint8
-batches at the model's input size; the pipeline reads and augments ELPV images.
+Every measurement runs in a process of its own (research.bench.measure), one at a time.
 """
 import argparse
+import json
 import os
 import platform
-import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
+from research.bench.rows import ROWS
 from research.config import base_config
 from research.data import load_source, train_batches
-from research.evaluate.predict import predict_batch
-from research.models import create_model, get_spec
-from research.models.layers import DepthwiseConv
-from research.parallel import make_mesh, replicate, shard_batch
-from research.train.state import create_train_state
-from research.train.step import make_train_step
 
-# name -> freeze.before: what each train-step row freezes
-FREEZE = {'full fine-tune': '', 'backbone frozen': 'head'}
+DTYPE_ROWS = (1, 3)  # EfficientNet-Lite0 and MobileNetV2, full fine-tune
 
 
-def median_seconds(fn, warmup: int, steps: int) -> float:
-  for _ in range(warmup):
-    jax.block_until_ready(fn())
-  times = []
-  for _ in range(steps):
-    began = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - began)
-  return statistics.median(times)
+def measure(side: str, row: int, *extra: str, env: dict | None = None) -> dict:
+  out = subprocess.run([sys.executable, '-m', 'research.bench.measure', side, str(row), *extra],
+                       capture_output=True, text=True, env=env, check=False)
+  if out.returncode:
+    raise RuntimeError(f'{side} row {row} failed:\n{out.stderr[-2000:]}')
+  return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def model_rows(name: str, batch_size: int, steps: int) -> list[tuple[str, float]]:
-  config = base_config()
-  config.model.name = name
-  config.model.pretrained = False  # speed does not depend on the values
-  size = get_spec(name).input_size
-  mesh = make_mesh()
-  batch = shard_batch({'image': np.random.default_rng(0).integers(0, 255, (batch_size, size, size, 3),
-                                                                  dtype=np.uint8),
-                       'label': np.arange(batch_size, dtype=np.int32) % 2}, mesh)
-  rows = []
-  for what, before in FREEZE.items():
-    config.freeze.before = before
-    model = create_model(config.model, 1)
-    state, phases = create_train_state(model, config, 10, jax.random.key(0))
-    state = replicate(state, mesh)
-    step = jax.jit(make_train_step(phases[0].labels, binary=True))
-    holder = [state]
-
-    def train_once():
-      holder[0], metrics = step(holder[0], batch, jax.random.key(1))
-      return metrics
-
-    rows.append((f'train step, {what}', batch_size / median_seconds(train_once, 2, steps)))
-  weights = {'params': holder[0].params, 'batch_stats': holder[0].batch_stats}
-  rows.append(('forward only (eval step)', batch_size / median_seconds(
-      lambda: predict_batch(model, True, weights, batch['image']), 2, steps)))
-  return rows
+def side_by_side(rows: list[int], steps: int) -> list[str]:
+  lines = ['| configuration | reference | reference img/s | this project img/s | ratio |',
+           '|---|---|---|---|---|']
+  for i in rows:
+    ref = measure('torch', i, '--steps', str(steps))['images_per_s']
+    ours = measure('jax', i, '--steps', str(steps))['images_per_s']
+    lines.append(f'| {ROWS[i].label} | {ROWS[i].reference} | {ref:.1f} | {ours:.1f} | '
+                 f'{ours / ref:.2f} |')
+    print(lines[-1], flush=True)
+  return lines
 
 
-def pipeline_images_per_s(size: int, batch_size: int, batches: int) -> float:
+def dtypes(steps: int) -> list[str]:
+  lines = ['| configuration | float32 img/s | bfloat16 img/s | ratio |', '|---|---|---|---|']
+  for i in DTYPE_ROWS:
+    f32 = measure('jax', i, '--steps', str(steps))['images_per_s']
+    bf16 = measure('jax', i, '--steps', str(steps), '--set', 'model.dtype=bfloat16')[
+        'images_per_s']
+    lines.append(f'| {ROWS[i].label} | {f32:.1f} | {bf16:.1f} | {bf16 / f32:.2f} |')
+    print(lines[-1], flush=True)
+  return lines
+
+
+def compile_cache() -> list[str]:
+  """Seconds from start-up to the first train step done: an empty cache, then a filled one."""
+  with tempfile.TemporaryDirectory() as cache:
+    env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': cache}
+    cold, warm = (measure('jax', 0, '--first-step', env=env)['first_step_s'] for _ in range(2))
+  lines = ['| configuration | first run: s to first step | second run | ratio |',
+           '|---|---|---|---|',
+           f'| {ROWS[0].label} | {cold:.1f} | {warm:.1f} | {cold / warm:.1f}x faster |']
+  print(lines[-1], flush=True)
+  return lines
+
+
+def feature_cache(epochs: int) -> list[str]:
+  """A head-only run on ELPV (EfficientNet-Lite0, augmentation off) with and without cached
+  features: median seconds of epochs after the first (train + validation)."""
+  results = {}
+  for cached in (False, True):
+    with tempfile.TemporaryDirectory() as run_dir:
+      began = time.time()
+      subprocess.run([sys.executable, '-m', 'research.cli.main', 'configs/efficientnet_adam.py',
+                      '--config.freeze.before=head', '--config.data.augment.rotation=0.0',
+                      '--config.data.augment.shear=0.0', '--config.data.augment.zoom=0.0',
+                      '--config.data.augment.hflip=False', f'--config.num_epochs={epochs}',
+                      '--config.gradcam.num_images=0', '--config.features.num_images=0',
+                      f'--config.feature_cache.enabled={cached}', f'--config.workdir={run_dir}'],
+                     check=True, capture_output=True)
+      total = time.time() - began
+      records = [json.loads(l) for l in (Path(run_dir) / 'metrics.jsonl').read_text().splitlines()]
+      later = sorted(r['seconds'] for r in records[1:])
+      results[cached] = (later[len(later) // 2], records[0]['seconds'], total)
+  (plain, plain_first, plain_total), (fast, fast_first, fast_total) = results[False], results[True]
+  lines = ['| EfficientNet-Lite0, head only, ELPV (1836 train / 394 val images) | recomputed | '
+           'cached | ratio |', '|---|---|---|---|',
+           f'| epoch after the first (train + validation), s | {plain:.2f} | {fast:.2f} | '
+           f'{plain / fast:.0f}x faster |',
+           f'| first epoch, s (cached: the cache is built before it) | {plain_first:.2f} | '
+           f'{fast_first:.2f} | |',
+           f'| whole run of {epochs} epochs + test report, s | {plain_total:.0f} | '
+           f'{fast_total:.0f} | {plain_total / fast_total:.1f}x faster |']
+  print('\n'.join(lines[2:]), flush=True)
+  return lines
+
+
+def pipeline_images_per_s(batch_size: int = 20, batches: int = 10) -> float:
   config = base_config()
   config.data.augment.update(dict(rotation=40.0, shear=0.2, zoom=0.2, hflip=True))
   source = load_source(config.data)
   records = list(zip(source.paths, source.labels))[:batch_size * (batches + 2)]
-  iterator = iter(train_batches(records, 1, config.data, size, batch_size, 0))
+  iterator = iter(train_batches(records, 1, config.data, 224, batch_size, 0))
   next(iterator)  # thread start-up
   began = time.perf_counter()
   for _ in range(batches):
@@ -80,57 +109,52 @@ def pipeline_images_per_s(size: int, batch_size: int, batches: int) -> float:
   return batches * batch_size / (time.perf_counter() - began)
 
 
-def depthwise_rows(steps: int) -> list[tuple[str, float]]:
-  """ms per forward+backward of one 3x3 depthwise conv, 20x112x112x96, both ways."""
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(20, 112, 112, 96)), jnp.float32)
-  shifted = DepthwiseConv(3)
-  params = shifted.init(jax.random.key(0), x)
-  grouped = lambda p, x: jax.lax.conv_general_dilated(
-      x, p['params']['kernel'], (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-      feature_group_count=96)
-  rows = []
-  for what, fn in (('feature_group_count conv', grouped), ('shifted multiply-adds', shifted.apply)):
-    grad = jax.jit(jax.grad(lambda p, x: fn(p, x).sum(), argnums=(0, 1)))
-    rows.append((what, 1000 * median_seconds(lambda: grad(params, x), 1, steps)))
-  return rows
-
-
 def machine() -> str:
   cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
               if l.startswith('model name')), platform.processor())
+  import torch  # pylint: disable=import-outside-toplevel
   return (f'{cpu}, {len(jax.devices())} x {jax.devices()[0].platform} device(s), '
-          f'{os.cpu_count()} cores; jax {jax.__version__}, Python '
+          f'{os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__}, Python '
           f'{platform.python_version()}')
 
 
 def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(prog='./run.sh bench')
-  parser.add_argument('--models', default='efficientnet_lite0,mobilenet_v2')
-  parser.add_argument('--batch-sizes', default='20,32')
+  parser.add_argument('--rows', default=','.join(map(str, range(len(ROWS)))),
+                      help='which side-by-side rows (indices into research/bench/rows.py)')
   parser.add_argument('--steps', type=int, default=5)
+  parser.add_argument('--epochs', type=int, default=3, help='of the feature-cache runs')
   parser.add_argument('--out', default='BENCHMARKS.md')
   args = parser.parse_args(argv)
-  lines = ['| model | batch | what | images/s |', '|---|---|---|---|']
-  for name in args.models.split(','):
-    for batch_size in map(int, args.batch_sizes.split(',')):
-      for what, value in model_rows(name, batch_size, args.steps):
-        lines.append(f'| {name} | {batch_size} | {what} | {value:.1f} |')
-        print(lines[-1], flush=True)
-      pipe = pipeline_images_per_s(get_spec(name).input_size, batch_size, 10)
-      lines.append(f'| {name} | {batch_size} | input pipeline (ELPV, decode + augment) | {pipe:.1f} |')
-      print(lines[-1], flush=True)
-  lines += ['', '| 3x3 depthwise conv, 20x112x112x96, forward + backward | ms |', '|---|---|']
-  lines += [f'| {what} | {ms:.0f} |' for what, ms in depthwise_rows(args.steps)]
-  command = './run.sh bench ' + ' '.join(argv)
-  text = '\n'.join([
-      '# Benchmarks', '',
-      f'Written by `{command.strip()}` on {time.strftime("%Y-%m-%d")}.', '',
+  command = ('./run.sh bench ' + ' '.join(argv)).strip()
+  sections = [
+      '# Benchmarks', '', f'Written by `{command}` on {time.strftime("%Y-%m-%d")}.', '',
       f'Machine: {machine()}.', '',
-      'Train-step and forward rows: median seconds per step over timed steps after 2 warm-up '
-      'steps (compilation excluded), random uint8 batches at the model\'s input size, Adam, '
-      'one-logit head. "backbone frozen" freezes everything before the head (`freeze.before='
-      'head`): the backward pass stops at the head, so it should cost about a forward pass. '
-      'Input pipeline: grain, ELPV PNGs decoded, resized and augmented (rotation 40, shear 0.2, '
-      'zoom 0.2, flip) in `data.threads`=4 threads.', '', *lines, ''])
-  Path(args.out).write_text(text)
+      '## Train step, side by side', '',
+      'Each number is its own process, one at a time: median images/s of 5 timed steps after '
+      '2 warm-up steps (compilation excluded), batch 20 at the model\'s input size, random '
+      'inputs and initialisation, Adam, a one-logit head and binary cross-entropy, the same '
+      'freezing on both sides (PyTorch: `requires_grad=False` and frozen modules in eval mode, '
+      'channels-last, all cores, denormals flushed to zero as XLA does). PyTorch runs eager. '
+      'Ratio = this project / reference.', '',
+      *side_by_side([int(i) for i in args.rows.split(',')], args.steps), '',
+      '## bfloat16 compute (`--config.model.dtype=bfloat16`)', '',
+      'This project alone, float32 vs bfloat16 compute (parameters and BatchNorm statistics '
+      'float32). XLA:CPU converts bfloat16 matrix products and convolutions to float32, so on '
+      'CPU the switch costs time; it is meant for GPUs and TPUs.', '',
+      *dtypes(args.steps), '',
+      '## Persistent compilation cache', '',
+      'Seconds from a fresh process\'s start (after imports) to its first train step done, '
+      'model built and step compiled: with an empty JAX compilation cache, then again with '
+      'the cache the first run filled.', '',
+      *compile_cache(), '',
+      '## Frozen features computed once (`feature_cache`)', '',
+      f'Two runs of the main config made head-only with augmentation off, {args.epochs} '
+      'epochs each, with `feature_cache.enabled` False and True (equal results: '
+      'tests/test_feature_cache.py).', '',
+      *feature_cache(args.epochs), '',
+      '## Input pipeline', '',
+      f'grain, ELPV PNGs decoded, resized to 224 and augmented (rotation 40, shear 0.2, zoom '
+      f'0.2, flip) in 4 threads, batch 20: {pipeline_images_per_s():.1f} images/s.', '']
+  Path(args.out).write_text('\n'.join(sections))
   print(f'wrote {args.out}')
