@@ -1,18 +1,9 @@
-"""PyTorch reference implementations, with their import workarounds kept here, in the tests."""
-import sys
-import types
-
+"""PyTorch reference implementations for the parity tests (torchvision's import workaround:
+research.bench.torch_models)."""
 import numpy as np
 import torch
 
-
-def torchvision():
-  """torchvision 0.28.0 is a CUDA wheel installed --no-deps; its import fails on CPU-only
-  torch until these two registration modules are stubbed. Its models then run on CPU."""
-  for name in ('torchvision._meta_registrations', 'torchvision._autograd_registrations'):
-    sys.modules.setdefault(name, types.ModuleType(name))
-  import torchvision as tv  # pylint: disable=import-outside-toplevel
-  return tv
+from research.bench.torch_models import torchvision  # pylint: disable=unused-import
 
 
 def efficientnet_lite(name: str, state: dict) -> torch.nn.Module:
