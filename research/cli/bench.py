@@ -96,6 +96,51 @@ def feature_cache(epochs: int) -> list[str]:
   return lines
 
 
+def formulations(steps: int) -> list[str]:
+  """ms per forward + backward (input and kernel gradients) of one layer, in this process:
+  the formulation chosen on CPU, XLA's convolution, and PyTorch's (channels-last)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import torch  # pylint: disable=import-outside-toplevel
+
+  from research.bench.measure import median_seconds  # pylint: disable=import-outside-toplevel
+  from research.models.layers import (_depthwise, grouped_conv, pads,  # pylint: disable=import-outside-toplevel
+                                      pointwise_conv)
+  torch.set_num_threads(os.cpu_count())
+  rng = np.random.default_rng(0)
+  lax_conv = lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  cases = [('3x3 depthwise, 20x112x112x96', (20, 112, 112, 96), (3, 3, 1, 96),
+            lambda x, w: _depthwise(x, w, 1, tuple(pads(112, 3, 1, 'SAME') for _ in '01')),
+            lambda x, w: grouped_conv(x, w, 1, 'SAME'), 'shifted multiply-adds',
+            'feature_group_count conv'),
+           ('1x1, 20x56x56, 64 -> 256', (20, 56, 56, 64), (1, 1, 64, 256),
+            lambda x, w: pointwise_conv(x, w, 1), lax_conv, 'matrix product', 'lax.conv')]
+  lines = ['| layer, forward + backward | chosen on CPU | ms | XLA convolution | ms | PyTorch ms |',
+           '|---|---|---|---|---|---|']
+  for label, xs, ws, ours, xla, ours_name, xla_name in cases:
+    x = jax.numpy.asarray(rng.normal(size=xs), 'float32')
+    w = jax.numpy.asarray(rng.normal(size=ws), 'float32')
+    times = []
+    for fn in (ours, xla):
+      grad = jax.jit(jax.grad(lambda x, w, fn=fn: fn(x, w).sum(), argnums=(0, 1)))
+      times.append(1000 * median_seconds(lambda: grad(x, w), steps, jax.block_until_ready))
+    tx = torch.tensor(np.asarray(x)).permute(0, 3, 1, 2).contiguous(
+        memory_format=torch.channels_last).requires_grad_()
+    groups = xs[-1] if ws[2] == 1 else 1
+    layer = torch.nn.Conv2d(xs[-1], ws[-1], ws[0], padding=ws[0] // 2, groups=groups,
+                            bias=False).to(memory_format=torch.channels_last)
+
+    def torch_once():
+      tx.grad = None
+      layer.zero_grad()
+      layer(tx).sum().backward()
+    reference = 1000 * median_seconds(torch_once, steps)
+    lines.append(f'| {label} | {ours_name} | {times[0]:.0f} | {xla_name} | {times[1]:.0f} | '
+                 f'{reference:.0f} |')
+    print(lines[-1], flush=True)
+  return lines
+
+
 def pipeline_images_per_s(batch_size: int = 20, batches: int = 10) -> float:
   config = base_config()
   config.data.augment.update(dict(rotation=40.0, shear=0.2, zoom=0.2, hflip=True))
@@ -153,6 +198,11 @@ def main(argv: list[str]) -> None:
       'epochs each, with `feature_cache.enabled` False and True (equal results: '
       'tests/test_feature_cache.py).', '',
       *feature_cache(args.epochs), '',
+      '## Formulations chosen on CPU', '',
+      'One layer\'s forward and backward (input and kernel gradients), median ms: what '
+      'research/models/layers.py computes on CPU, XLA\'s own convolution, and PyTorch. On '
+      'other backends the XLA convolution is used.', '',
+      *formulations(args.steps), '',
       '## Input pipeline', '',
       f'grain, ELPV PNGs decoded, resized to 224 and augmented (rotation 40, shear 0.2, zoom '
       f'0.2, flip) in 4 threads, batch 20: {pipeline_images_per_s():.1f} images/s.', '']

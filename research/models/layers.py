@@ -114,14 +114,25 @@ def _depthwise_bwd(stride, padding, residuals, dy):
 _depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
+def grouped_conv(x, w, stride: int, padding) -> jnp.ndarray:
+  """A depthwise conv as XLA's grouped convolution (cuDNN's on a GPU)."""
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), padding,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                                      feature_group_count=x.shape[-1])
+
+
 def depthwise_conv(x, w, stride: int, padding: Padding):
-  """Depthwise conv with a (k, k, 1, C) kernel as k*k shifted multiply-adds that XLA fuses
-  into one loop, with a hand-written backward pass. XLA:CPU runs `feature_group_count=C`
-  convolutions 5-12x slower than this (BENCHMARKS.md)."""
+  """Depthwise conv with a (k, k, 1, C) kernel. On CPU: k*k shifted multiply-adds that XLA
+  fuses into one loop, with a hand-written backward pass (XLA:CPU runs a
+  `feature_group_count=C` convolution 5-12x slower, BENCHMARKS.md); elsewhere the grouped
+  convolution."""
   k = w.shape[0]
   if isinstance(padding, str):
     padding = tuple(pads(n, k, stride, padding) for n in x.shape[1:3])
-  return _depthwise(x, w.astype(x.dtype), stride, tuple(map(tuple, padding)))
+  padding, w = tuple(map(tuple, padding)), w.astype(x.dtype)
+  if jax.default_backend() == 'cpu':
+    return _depthwise(x, w, stride, padding)
+  return grouped_conv(x, w, stride, padding)
 
 
 def conv2d(x, w, stride: int, padding: Padding):
@@ -132,9 +143,14 @@ def conv2d(x, w, stride: int, padding: Padding):
   if isinstance(padding, str):
     padding = tuple(pads(n, k, stride, padding) for n, k in zip(x.shape[1:3], w.shape[:2]))
   if w.shape[:2] == (1, 1) and not any(map(any, padding)) and jax.default_backend() == 'cpu':
-    return jnp.dot(x[:, ::stride, ::stride], w[0, 0])
+    return pointwise_conv(x, w, stride)
   return jax.lax.conv_general_dilated(x, w, (stride, stride), padding,
                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def pointwise_conv(x, w, stride: int):
+  """A 1x1 convolution without padding as a matrix product."""
+  return jnp.dot(x[:, ::stride, ::stride], w[0, 0])
 
 
 class Conv(nn.Module):
