@@ -71,7 +71,7 @@ def torch_step(row, batch: int):
   torch.set_flush_denormal(True)
   size = get_spec(row.model).input_size
   build = (torch_models.keras_train_step_fn if row.reference.startswith('Keras')
-           else torch_models.train_step_fn)
+           else torch_models.train_step_fn)  # the Keras reference's backend: its docstring
   return build(row.model, size, row.torch_freeze, batch), lambda out: out
 
 

@@ -28,5 +28,5 @@ ROWS = (
     Row('InceptionV3 at 299 px, full fine-tune (torchvision\'s for PyTorch)', 'inception_v3',
         '', ''),
     Row('NASNetMobile, trainable from Keras layer 752 (restaurant write-up)', 'nasnet_mobile',
-        '752', '752', reference='Keras 3 on PyTorch'),
+        '752', '752', reference='Keras 3 (JAX backend)'),
 )

@@ -181,7 +181,9 @@ def main(argv: list[str]) -> None:
       'inputs and initialisation, Adam, a one-logit head and binary cross-entropy, the same '
       'freezing on both sides (PyTorch: `requires_grad=False` and frozen modules in eval mode, '
       'channels-last, all cores, denormals flushed to zero as XLA does). PyTorch runs eager. '
-      'Ratio = this project / reference.', '',
+      'NASNetMobile has no PyTorch implementation (torchvision and timm have none; Keras 3 '
+      'refuses it on its torch backend): its reference is Keras 3\'s own `train_on_batch` on '
+      'its JAX backend, layers[:752] frozen. Ratio = this project / reference.', '',
       *side_by_side([int(i) for i in args.rows.split(',')], args.steps), '',
       '## bfloat16 compute (`--config.model.dtype=bfloat16`)', '',
       'This project alone, float32 vs bfloat16 compute (parameters and BatchNorm statistics '
