@@ -1,4 +1,4 @@
-"""Shared fixtures: the ported ImageNet classifiers and real photos."""
+"""Shared fixtures: the ported ImageNet classifiers, real photos, a small image folder."""
 import functools
 
 import jax
@@ -9,6 +9,7 @@ import skimage.data
 from flax import traverse_util
 from PIL import Image
 
+from helpers import make_folder
 from research.models import MODELS, Classifier, Head
 from research.models.layers import TAP
 from research.weights import load_pretrained, read_torch_file, resolve
@@ -45,3 +46,9 @@ def flat_intermediates(state) -> dict:
 @pytest.fixture
 def photos():
   return lambda size: np.stack([photo('chelsea', size), photo('coffee', size)])
+
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory):
+  """24 noisy images, 12 'bright' and 12 'dark' (learnable), once per test module."""
+  return make_folder(tmp_path_factory.mktemp('images'), per_class=12)

@@ -1,9 +1,7 @@
 """Frozen features computed once: a head-only run on cached features ends where the
 uncached run ends; augmented views are drawn per epoch; large caches are memory-mapped."""
 import numpy as np
-import pytest
 
-from helpers import make_folder
 from research.cli.main import main
 from research.config import base_config
 from research.data import cached_batches
@@ -17,11 +15,6 @@ HEAD_ONLY = ['--config.model.name=simple_cnn', '--config.model.pretrained=False'
              '--config.num_epochs=3', '--config.optimizer.learning_rate=0.01',
              '--config.data.augment.rotation=0.0', '--config.data.augment.shear=0.0',
              '--config.data.augment.zoom=0.0', '--config.data.augment.hflip=False']
-
-
-@pytest.fixture(scope='module')
-def folder(tmp_path_factory):
-  return make_folder(tmp_path_factory.mktemp('images'), per_class=12)
 
 
 def train(folder, workdir, *extra):

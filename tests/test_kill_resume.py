@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import make_folder, train_state
+from helpers import train_state
 from research.cli.main import main
 from research.train.freeze import flat
 
@@ -23,11 +23,6 @@ ARGS = ['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
         '--config.gradcam.num_images=0', '--config.data.augment.rotation=10.0',
         '--config.data.augment.hflip=True', '--config.num_epochs=3',
         '--config.checkpoint.every_steps=1', '--config.checkpoint.keep=2']
-
-
-@pytest.fixture(scope='module')
-def folder(tmp_path_factory):
-  return make_folder(tmp_path_factory.mktemp('images'), per_class=12)
 
 
 def command(folder, run_dir, *extra):

@@ -32,11 +32,6 @@ HISTORY = [{'epoch': 1, 'val_accuracy': 0.6, 'val_loss': 0.9, 'val_balanced_accu
            {'epoch': 4, 'val_accuracy': 0.8, 'val_loss': 0.6, 'val_balanced_accuracy': 0.4}]
 
 
-@pytest.fixture(scope='module')
-def folder(tmp_path_factory):
-  return make_folder(tmp_path_factory.mktemp('images'), per_class=12)
-
-
 def train(folder, workdir, *extra):
   return main(['configs/efficientnet_adam.py', *SMALL, f'--config.data.path={folder}',
                f'--config.workdir={workdir}', *extra])

@@ -3,7 +3,6 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 
 from helpers import make_folder, truncate
 from research import rundir
@@ -15,11 +14,6 @@ from research.train.freeze import flat
 SMALL = ['--config.model.name=simple_cnn', '--config.model.pretrained=False', '--config.freeze.before=',
          '--config.batch_size=4', '--config.gradcam.num_images=2',
          '--config.data.augment.rotation=10.0', '--config.data.augment.hflip=True']
-
-
-@pytest.fixture(scope='module')
-def folder(tmp_path_factory):
-  return make_folder(tmp_path_factory.mktemp('images'), per_class=12)
 
 
 def train(folder, workdir, epochs, *extra):
