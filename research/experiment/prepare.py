@@ -57,6 +57,14 @@ def prepare(config, log) -> Prepared:
   return Prepared(source, split, bad, check_leakage(split, fingerprints, config.data, log))
 
 
+def write_leaks(directory: Path, leaks: list[dict]) -> None:
+  """leakage.txt: one tab-separated line per pair of the same image in two splits."""
+  if leaks:
+    (directory / rundir.LEAKAGE).write_text(''.join(
+        f'{l["kind"]}\t{l["bits"]}\t{l["split_a"]}\t{l["a"]}\t{l["split_b"]}\t{l["b"]}\n'
+        for l in leaks))
+
+
 def start_run(run_dir: Path, config, prepared: Prepared) -> None:
   """Writes what defines a new run: its split, skipped images, leaks, and last its config
   (a directory with a config.json is a run that can be resumed)."""
@@ -65,8 +73,5 @@ def start_run(run_dir: Path, config, prepared: Prepared) -> None:
   if prepared.bad:
     (run_dir / rundir.BAD_IMAGES).write_text(''.join(
         f'{p}\t{r}\n' for p, r in prepared.bad.items()))
-  if prepared.leaks:
-    (run_dir / rundir.LEAKAGE).write_text(''.join(
-        f'{l["kind"]}\t{l["bits"]}\t{l["split_a"]}\t{l["a"]}\t{l["split_b"]}\t{l["b"]}\n'
-        for l in prepared.leaks))
+  write_leaks(run_dir, prepared.leaks)
   rundir.save_config(run_dir, config)

@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from research.config import ConfigError
-from research.experiment.prepare import prepare
+from research.experiment.prepare import prepare, write_leaks
 from research.models import create_model, get_spec, input_size
 from research.train.feature_cache import compute
 from research.train.state import init_variables, pretrained_file
@@ -64,7 +64,8 @@ def probe(config, models: list[str], out: Path, log=print) -> list[dict]:
     c.model.pretrained = c.model.pretrained and get_spec(name).weights is not None
     pretrained_file(c, log)
     configs.append(c)
-  split = prepare(config, log).split
+  prepared = prepare(config, log)
+  split = prepared.split
   if not split['val']:
     raise ConfigError('probe ranks backbones on the validation split, which is empty: give '
                       'data.split a validation share, e.g. --config.data.split=0.7,0.15,0.15')
@@ -73,6 +74,7 @@ def probe(config, models: list[str], out: Path, log=print) -> list[dict]:
   for rank, row in enumerate(rows, 1):
     row['rank'] = rank
   write(out, rows, f'{len(split["train"])} train / {len(split["val"])} val images')
+  write_leaks(out, prepared.leaks)
   return rows
 
 
