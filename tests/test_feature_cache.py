@@ -62,3 +62,12 @@ def test_with_augmentation_on_views_decide_whether_to_cache(folder, tmp_path, ca
   assert 'cache:' not in ''.join(capsys.readouterr())  # default: a fresh augmentation every epoch
   assert train(folder, tmp_path / 'views', *augmented, '--config.feature_cache.views=2') == 0
   assert 'cache:   backbone features of 16 train images x 2 view(s)' in ''.join(capsys.readouterr())
+
+
+def test_a_cached_run_resumed_equals_the_uninterrupted_one(folder, tmp_path):
+  assert train(folder, tmp_path / 'whole') == 0
+  assert train(folder, tmp_path / 'resumed', '--config.num_epochs=1') == 0
+  assert train(folder, tmp_path / 'resumed', '--resume', str(tmp_path / 'resumed')) == 0
+  a, b = restore(tmp_path / 'whole', 'last'), restore(tmp_path / 'resumed', 'last')
+  for path, value in flat(a.variables['params']).items():
+    assert np.array_equal(value, flat(b.variables['params'])[path]), path
