@@ -91,8 +91,9 @@ def _depthwise_fwd(x, w, stride, padding):
 
 def _depthwise_bwd(stride, padding, residuals, dy):
   """The kernel gradient as one variadic reduction (one pass over x and dy, k*k sums)
-  and the input gradient as the same shifted sum over the dilated, padded dy with the
-  kernel flipped: autodiff's k*k separate reductions and pads cost 2-4x more."""
+  and the input gradient as the same shifted sum over the padded dy with the kernel
+  flipped (by phases when strided): autodiff's k*k separate reductions and pads cost
+  2-4x more."""
   x, w = residuals
   k, s = w.shape[0], stride
   xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
@@ -103,12 +104,36 @@ def _depthwise_bwd(stride, padding, residuals, dy):
                         lambda a, b: [p + q for p, q in zip(a, b)], (0, 1, 2))
   dw = jnp.stack(sums).reshape(w.shape).astype(w.dtype)
   size_h, size_w = xp.shape[1:3]
-  dyp = jax.lax.pad(dy, jnp.zeros((), dy.dtype), [
-      (0, 0, 0), (k - 1, size_h - (out_h - 1) * s - 1, s - 1),
-      (k - 1, size_w - (out_w - 1) * s - 1, s - 1), (0, 0, 0)])
-  dxp = _shifted_sum(dyp, w[::-1, ::-1], 1, size_h, size_w)
+  if s == 1:
+    dyp = jnp.pad(dy, ((0, 0), (k - 1, size_h - out_h), (k - 1, size_w - out_w), (0, 0)))
+    dxp = _shifted_sum(dyp, w[::-1, ::-1], 1, size_h, size_w)
+  else:
+    dxp = _strided_input_gradient(dy, w, s, size_h, size_w)
   (top, _), (left, _) = padding
   return dxp[:, top:top + x.shape[1], left:left + x.shape[2]].astype(x.dtype), dw
+
+
+def _strided_input_gradient(dy, w, s: int, size_h: int, size_w: int):
+  """The padded input's gradient of a stride-`s` depthwise conv, one output phase (p, q) at
+  a time: the pixels s*m + p, s*n + q receive dy through the taps w[p::s, q::s] only, a
+  stride-1 shifted sum over dy; the s*s phases are then interleaved. (The same sum over
+  dy dilated by s-1 zeros does s*s times the multiply-adds.)"""
+  taps = -(-w.shape[0] // s)
+  out_h, out_w = dy.shape[1:3]
+  rows, cols = -(-size_h // s), -(-size_w // s)
+  dyz = jnp.pad(dy, ((0, 0), (taps - 1, rows - out_h), (taps - 1, cols - out_w), (0, 0)))
+  phases = []
+  for p in range(s):
+    for q in range(s):
+      sub, y = w[p::s, q::s], jnp.zeros((dy.shape[0], rows, cols, dy.shape[3]), dy.dtype)
+      for t in range(sub.shape[0]):
+        for u in range(sub.shape[1]):
+          y = y + dyz[:, taps - 1 - t:taps - 1 - t + rows,
+                      taps - 1 - u:taps - 1 - u + cols, :] * sub[t, u, 0]
+      phases.append(y)
+  full = jnp.stack(phases, axis=3).reshape(dy.shape[0], rows, cols, s, s, dy.shape[3])
+  full = full.transpose(0, 1, 3, 2, 4, 5).reshape(dy.shape[0], rows * s, cols * s, dy.shape[3])
+  return full[:, :size_h, :size_w]
 
 
 _depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
