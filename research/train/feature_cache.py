@@ -9,6 +9,7 @@ fixed pool of K augmentations instead of a fresh one every epoch); K = 0 recompu
 Validation features (unaugmented, and mirrored for `evaluation.tta_flip`) are cached too.
 Caches over `feature_cache.memory_gb` are memory-mapped in the run directory.
 """
+import functools
 from pathlib import Path
 
 import jax
@@ -29,11 +30,16 @@ def wanted(config, phases) -> bool:
               and (cache.views > 0 or not augments(config.data.augment)))
 
 
-def feature_fn(model):
-  """(variables, uint8 images, mirror) -> pooled backbone features, jitted."""
-  def features(variables, images, mirror):
-    return model.apply(variables, images[:, :, ::-1] if mirror else images, method='features')
-  return jax.jit(features, static_argnums=2)
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def features_of(model, variables, images, mirror: bool):
+  """Pooled backbone features of uint8 images (mirrored left-right if `mirror`); flax
+  modules are static (compared by value), so this compiles once per model and shape."""
+  return model.apply(variables, images[:, :, ::-1] if mirror else images, method='features')
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def classify(model, variables, features):
+  return model.apply(variables, features, method='classify')
 
 
 def compute(model, variables, records, data_config, size: int, batch_size: int,
@@ -41,7 +47,7 @@ def compute(model, variables, records, data_config, size: int, batch_size: int,
   """(len(views), N, ...) features of `records`, one row of views each: a view is None
   (as the image is), 'mirror' (flipped left-right) or an int seed (one augmented view).
   In memory, or memory-mapped at `out_path` when larger than `memory_gb`."""
-  variables, fn = parallel.local(variables), feature_fn(model)
+  variables = parallel.local(variables)
   records = list(records)
   out = None
   with progress.bar(total=len(views) * len(records), desc=desc, unit='img') as bar:
@@ -53,7 +59,7 @@ def compute(model, variables, records, data_config, size: int, batch_size: int,
         images, n = batch['image'], len(batch['image'])
         if n < batch_size:  # pad the last batch: one compiled shape
           images = np.concatenate([images, np.repeat(images[-1:], batch_size - n, 0)])
-        features = np.asarray(fn(variables, images, view == 'mirror'))[:n]
+        features = np.asarray(features_of(model, variables, images, view == 'mirror'))[:n]
         if out is None:
           out = allocate((len(views), len(records), *features.shape[1:]), out_path, memory_gb)
         out[v, at:at + n] = features
@@ -101,8 +107,7 @@ def val_features(config, model, variables, records, size: int) -> np.ndarray:
 
 def head_logits(model, variables, features: np.ndarray, batch_size: int) -> np.ndarray:
   """The head's logits on cached (views, N, ...) features, averaged over the views."""
-  classify = jax.jit(lambda v, f: model.apply(v, f, method='classify'))
   variables = parallel.local(variables)
-  return np.mean([np.concatenate([np.asarray(classify(variables, view[i:i + batch_size]))
+  return np.mean([np.concatenate([np.asarray(classify(model, variables, view[i:i + batch_size]))
                                   for i in range(0, len(view), batch_size)])
                   for view in features], axis=0)

@@ -137,11 +137,11 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
         f'{at["step"]}/{steps}')
   history = History(run_dir / rundir.METRICS, run_dir / rundir.TENSORBOARD, at['epoch'] - 1,
                     writes=parallel.is_main())
-  cache = (FeatureCache(config, built.model, variables(state), train_records, input_size(config),
-                        run_dir, log) if feature_cache.wanted(config, built.phases) else None)
   guard = NonFiniteGuard(config, mngr)
   rng = jax.random.key(config.seed + 1)
   size, every, phase = input_size(config), config.checkpoint.every_steps, None
+  cache = (FeatureCache(config, built.model, variables(state), train_records, size, run_dir, log)
+           if feature_cache.wanted(config, built.phases) else None)
   # at a terminal the bar shows the loss; in a log, a plain line every N steps
   plain_every = 0 if progress.interactive() else config.log_every_steps
 
