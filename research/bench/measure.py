@@ -2,8 +2,9 @@
 
     python -m research.bench.measure jax|torch ROW_INDEX [--batch 20] [--steps 5]
 
-prints one JSON line {"images_per_s": ...}: the median step time over `steps` timed steps
-after 2 warm-up steps (compilation excluded), random inputs, Adam, a one-logit head.
+prints one JSON line {"images_per_s": ..., "trainable": ...}: the median step time over
+`steps` timed steps after 2 warm-up steps (compilation excluded), random inputs, Adam, a
+one-logit head; and the number of scalar parameters that train on that side.
 """
 import argparse
 import json
@@ -28,22 +29,51 @@ def median_seconds(fn, steps: int, block=lambda out: out) -> float:
   return statistics.median(times)
 
 
+def row_config(row, overrides: dict | None = None):
+  """The row's config: the model at random init (speed does not depend on the values)."""
+  from research.config import base_config  # pylint: disable=import-outside-toplevel
+  config = base_config()
+  config.model.name = row.model
+  config.model.pretrained = False
+  config.freeze.before = row.freeze
+  config.update_from_flattened_dict(overrides or {})
+  return config
+
+
+def trainable_parameters(labels: dict, params) -> int:
+  """Scalars this project trains: the parameters a phase's `labels` mark trainable."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+
+  from research.train.freeze import TRAINABLE, flat  # pylint: disable=import-outside-toplevel
+  return sum(int(np.prod(v.shape)) for p, v in flat(params).items() if labels[p] == TRAINABLE)
+
+
+def jax_trainable(row, size: int) -> int:
+  """This project's trainable count for the row, from shapes alone (nothing is computed)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  from research.models import create_model  # pylint: disable=import-outside-toplevel
+  from research.train.state import phases  # pylint: disable=import-outside-toplevel
+  config = row_config(row)
+  config.data.image_size = size
+  model = create_model(config.model, 1)
+  params = jax.eval_shape(model.init, jax.random.key(0),
+                          jnp.zeros((1, size, size, 3), jnp.uint8))['params']
+  return trainable_parameters(phases(model, config, params)[0].labels, params)
+
+
 def jax_step(row, batch: int, overrides: dict):
   """This project's jitted, sharded train step on a random uint8 batch."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
 
-  from research.config import base_config  # pylint: disable=import-outside-toplevel
   from research.models import create_model, get_spec  # pylint: disable=import-outside-toplevel
   from research.parallel import make_mesh, replicate, shard_batch  # pylint: disable=import-outside-toplevel
   from research.train.state import create_train_state  # pylint: disable=import-outside-toplevel
   from research.train.step import make_train_step  # pylint: disable=import-outside-toplevel
 
-  config = base_config()
-  config.model.name = row.model
-  config.model.pretrained = False  # speed does not depend on the values
-  config.freeze.before = row.freeze
-  config.update_from_flattened_dict(overrides)
+  config = row_config(row, overrides)
   size = get_spec(row.model).input_size
   mesh = make_mesh()
   rng = np.random.default_rng(0)
@@ -57,7 +87,7 @@ def jax_step(row, batch: int, overrides: dict):
   def train_once():
     holder[0], metrics = step(holder[0], batch, jax.random.key(1))
     return metrics
-  return train_once, jax.block_until_ready
+  return train_once, jax.block_until_ready, trainable_parameters(phases[0].labels, state.params)
 
 
 def torch_step(row, batch: int):
@@ -72,7 +102,8 @@ def torch_step(row, batch: int):
   size = get_spec(row.model).input_size
   build = (torch_models.keras_train_step_fn if row.reference.startswith('Keras')
            else torch_models.train_step_fn)  # the Keras reference's backend: its docstring
-  return build(row.model, size, row.torch_freeze, batch), lambda out: out
+  step, net = build(row.model, size, row.torch_freeze, batch)
+  return step, lambda out: out, torch_models.trainable_parameters(net)
 
 
 def main() -> None:
@@ -92,14 +123,15 @@ def main() -> None:
   if args.side == 'jax':
     compile_cache.enable()
     overrides = dict(item.split('=', 1) for item in args.set)
-    fn, block = jax_step(row, args.batch, overrides)
+    fn, block, trainable = jax_step(row, args.batch, overrides)
   else:
-    fn, block = torch_step(row, args.batch)
+    fn, block, trainable = torch_step(row, args.batch)
   if args.first_step:
     block(fn())
     print(json.dumps({'first_step_s': time.perf_counter() - began}))
     return
-  print(json.dumps({'images_per_s': args.batch / median_seconds(fn, args.steps, block)}))
+  print(json.dumps({'images_per_s': args.batch / median_seconds(fn, args.steps, block),
+                    'trainable': trainable}))
 
 
 if __name__ == '__main__':

@@ -31,14 +31,59 @@ def measure(side: str, row: int, *extra: str, env: dict | None = None) -> dict:
 
 
 def side_by_side(rows: list[int], steps: int) -> list[str]:
-  lines = ['| configuration | reference | reference img/s | this project img/s | ratio |',
-           '|---|---|---|---|---|']
+  lines = ['| configuration | reference | trainable parameters: reference / this project | '
+           'reference img/s | this project img/s | ratio |', '|---|---|---|---|---|---|']
   for i in rows:
-    ref = measure('torch', i, '--steps', str(steps))['images_per_s']
-    ours = measure('jax', i, '--steps', str(steps))['images_per_s']
-    lines.append(f'| {ROWS[i].label} | {ROWS[i].reference} | {ref:.1f} | {ours:.1f} | '
-                 f'{ours / ref:.2f} |')
+    ref = measure('torch', i, '--steps', str(steps))
+    ours = measure('jax', i, '--steps', str(steps))
+    if ref['trainable'] != ours['trainable']:
+      raise RuntimeError(f'row {i}: the reference trains {ref["trainable"]:,} parameters, this '
+                         f'project {ours["trainable"]:,}: not the same work')
+    lines.append(f'| {ROWS[i].label} | {ROWS[i].reference} | {ref["trainable"]:,} / '
+                 f'{ours["trainable"]:,} | {ref["images_per_s"]:.1f} | '
+                 f'{ours["images_per_s"]:.1f} | {ours["images_per_s"] / ref["images_per_s"]:.2f} |')
     print(lines[-1], flush=True)
+  return lines
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+  """(wall-clock seconds, stdout) of a command that must succeed."""
+  began = time.time()
+  out = subprocess.run(command, capture_output=True, text=True, check=False)
+  if out.returncode:
+    raise RuntimeError(f'{" ".join(command)} failed:\n{out.stderr[-2000:]}')
+  return time.time() - began, out.stdout
+
+
+def end_to_end(epochs: int) -> list[str]:
+  """The main config for `epochs` epochs on ELPV, as `./run.sh` runs it (image check, split,
+  augmentation, the loop, validation each epoch, the test report; Grad-CAM and feature maps
+  off), then the PyTorch user's script (research.bench.torch_epoch) on the same split."""
+  with tempfile.TemporaryDirectory() as tmp:
+    run_dir = Path(tmp) / 'run'
+    ours_total, _ = timed([sys.executable, '-m', 'research.cli.main',
+                           'configs/efficientnet_adam.py', f'--config.num_epochs={epochs}',
+                           '--config.gradcam.num_images=0', '--config.features.num_images=0',
+                           f'--config.workdir={run_dir}'])
+    records = [json.loads(l) for l in (run_dir / 'metrics.jsonl').read_text().splitlines()]
+    ref_total, out = timed([sys.executable, '-m', 'research.bench.torch_epoch', str(run_dir),
+                            '--epochs', str(epochs)])
+    ref = json.loads(out.strip().splitlines()[-1])
+  ours_trainable = measure('jax', 0, '--steps', '1')['trainable']
+  if ref['trainable'] != ours_trainable:
+    raise RuntimeError(f'end to end: the reference trains {ref["trainable"]:,} parameters, '
+                       f'this project {ours_trainable:,}: not the same work')
+  lines = ['| EfficientNet-Lite0 from blocks_12 on ELPV (' + f'{ref["train_images"]} train / '
+           f'{ref["val_images"]} val images per epoch, batch 20) | PyTorch DataLoader + '
+           'torchvision | this project (`./run.sh`) | ratio |', '|---|---|---|---|']
+  for k in range(epochs):
+    what = 'epoch 1 (this project: compilation included)' if k == 0 else f'epoch {k + 1}'
+    lines.append(f'| {what}: train + validation, s | {ref["epoch_s"][k]:.1f} | '
+                 f'{records[k]["seconds"]:.1f} | {ref["epoch_s"][k] / records[k]["seconds"]:.2f} |')
+  lines.append(f'| whole command, s (start-up, data, {epochs} epochs, test split) | '
+               f'{ref_total:.0f} | {ours_total:.0f} | {ref_total / ours_total:.2f} |')
+  lines.append(f'| trainable parameters | {ref["trainable"]:,} | {ours_trainable:,} | |')
+  print('\n'.join(lines[2:]), flush=True)
   return lines
 
 

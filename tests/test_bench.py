@@ -1,0 +1,39 @@
+"""The benchmark's references do the same work as this project: per row, the same number of
+trainable parameters, and no gradient reaches a frozen one."""
+import pytest
+import torch
+
+from research.bench import torch_models
+from research.bench.measure import jax_trainable
+from research.bench.rows import ROWS
+
+SIZE = 96  # the counts do not depend on the input size; InceptionV3 needs 75 px at least
+TORCH_ROWS = [r for r in ROWS if not r.reference.startswith('Keras')]
+KERAS_ROWS = [r for r in ROWS if r.reference.startswith('Keras')]
+
+
+@pytest.mark.parametrize('row', TORCH_ROWS, ids=lambda r: r.label)
+def test_torch_reference_trains_what_the_project_trains(row):
+  net = torch_models.reference(row.model, SIZE, row.torch_freeze)
+  assert torch_models.trainable_parameters(net) == jax_trainable(row, SIZE)
+  torch.nn.functional.binary_cross_entropy_with_logits(
+      net(torch.rand(2, 3, SIZE, SIZE))[:, 0], torch.tensor([0.0, 1.0])).backward()
+  got_gradient = {n for n, p in net.named_parameters() if p.grad is not None}
+  assert got_gradient == {n for n, p in net.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.slow  # building Keras's NASNetMobile takes ~20-50 s
+@pytest.mark.parametrize('row', KERAS_ROWS, ids=lambda r: r.label)
+def test_keras_reference_trains_what_the_project_trains(row):
+  net = torch_models.keras_reference(row.model, SIZE, row.torch_freeze)
+  assert torch_models.trainable_parameters(net) == jax_trainable(row, SIZE)
+
+
+def test_a_module_with_children_is_frozen_too():
+  """efficientnet_lite_pytorch's convolutions own a weight and a `static_padding` child:
+  freezing only leaf modules left them training (the reference's old bug)."""
+  net = torch_models.reference('efficientnet_lite0', SIZE, '_blocks.12')
+  stem = dict(net.named_modules())['_conv_stem']
+  assert list(stem.children()) and not stem.weight.requires_grad
+  assert not stem.training and dict(net.named_modules())['_blocks.0'].training is False
+  assert dict(net.named_modules())['_blocks.12'].training
