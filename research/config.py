@@ -2,16 +2,21 @@
 
 Experiment files in configs/ start from `base_config()` and change values in
 `get_config(arg)` (big_vision style: `configs/people.py:resnet101` passes
-'resnet101'); a key that is not in the schema is an error naming the nearest
-valid key. Files are loaded and overridden by ml_collections' config_flags, so
-configs are locked and overrides typed as ml_collections does it.
+'resnet101'). `load` is the one way a file becomes a config: it imports the file,
+calls `get_config`, applies a sweep point's values and the command line's
+`KEY=VALUE` overrides (parsed by the type of the key's default, with the parsers
+ml_collections' config_flags uses), validates the result and returns it locked.
+A key that is not in the schema is an error naming the nearest valid key.
 """
+import contextlib
+import contextvars
 import difflib
+import importlib.util
 from pathlib import Path
 
 import ml_collections
 from absl import flags
-from ml_collections import config_flags
+from ml_collections.config_flags import config_path, tuple_parser
 
 from research.errors import UserError
 
@@ -20,7 +25,14 @@ class ConfigError(UserError, ValueError):
   """A config file or override does not fit the schema."""
 
 
+# Inside `load`, a config file's `base_config()` stays unlocked until the file returns, so a
+# key it adds is named by `validate` (with the nearest valid key) instead of failing inside
+# the file.
+_LOADING = contextvars.ContextVar('loading', default=False)
+
+
 def base_config() -> ml_collections.ConfigDict:
+  """Every key with its default; locked (a key that is not here cannot be set)."""
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.num_epochs = 10
@@ -119,6 +131,8 @@ def base_config() -> ml_collections.ConfigDict:
       num_images=6,  # test images explained at the end of a run
       layer='',  # '' -> the registry's default (last feature map)
   )
+  if not _LOADING.get():
+    c.lock()
   return c
 
 
@@ -132,21 +146,19 @@ CHOICES = {
     'data.leakage': ('warn', 'error'),
     'on_nonfinite': ('stop', 'skip'),
 }
+# Element types of tuple keys (an empty default tuple says nothing of its elements).
+ELEMENT_TYPES = {'model.hidden': int, 'model.dont_load': str, 'freeze.patterns': str,
+                 'freeze.phases': tuple, 'data.split': (int, float)}
+EXAMPLES = {'model.hidden': (1024, 1024), 'freeze.phases': ((3, 'layer4.0.conv1', 0.1),)}
+# How a command-line value is read, by the type of the key's default (config_flags' parsers).
+PARSERS = {bool: flags.BooleanParser(), int: flags.IntegerParser(),
+           float: flags.FloatParser(), str: flags.ArgumentParser(),
+           tuple: tuple_parser.TupleParser()}
 
 
 def lookup(config, key: str):
   """The value at a dotted key, e.g. 'optimizer.name'."""
-  node = config
-  for part in key.split('.'):
-    node = node[part]
-  return node
-
-
-def check_choices(config) -> None:
-  """Keys with a fixed set of values hold one of them."""
-  for key, choices in CHOICES.items():
-    if lookup(config, key) not in choices:
-      raise ConfigError(f'{key} is {lookup(config, key)!r}; choose one of: {", ".join(choices)}')
+  return config_path.get_value(key, config)
 
 
 def flat_keys(config, prefix='') -> list[str]:
@@ -157,34 +169,28 @@ def flat_keys(config, prefix='') -> list[str]:
   return keys
 
 
-def unknown_key_error(key: str) -> ConfigError:
-  near = difflib.get_close_matches(key, flat_keys(base_config()), n=1, cutoff=0.0)
-  return ConfigError(f'unknown config key {key!r}; nearest valid key: {near[0]!r}')
+def check_key(key: str) -> None:
+  """A dotted key of the schema, or one line naming the nearest one."""
+  valid = flat_keys(base_config())
+  if key not in valid:
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.0)
+    raise ConfigError(f'unknown config key {key!r}; nearest valid key: {near[0]!r}')
 
 
-def check_schema(config) -> None:
-  valid = set(flat_keys(base_config()))
+def validate(config) -> None:
+  """Every key in the schema, tuples holding the right kind of elements, and keys with a
+  fixed set of values holding one of them."""
   for key in flat_keys(config):
-    if key not in valid:
-      raise unknown_key_error(key)
-
-
-# Element types of tuple keys (config_flags checks a value against the default's type, and an
-# empty default tuple says nothing of its elements).
-ELEMENT_TYPES = {'model.hidden': int, 'model.dont_load': str, 'freeze.patterns': str,
-                 'freeze.phases': tuple, 'data.split': (int, float)}
-
-
-def check_element_types(config) -> None:
+    check_key(key)
   for key, kind in ELEMENT_TYPES.items():
     bad = [v for v in lookup(config, key) if not isinstance(v, kind) or isinstance(v, bool)]
     if bad:
       names = kind.__name__ if isinstance(kind, type) else 'number'
       raise ConfigError(f'{key} holds {bad[0]!r}; it takes {names}s, like '
                         f'{lookup(base_config(), key) or EXAMPLES[key]!r}')
-
-
-EXAMPLES = {'model.hidden': (1024, 1024), 'freeze.phases': ((3, 'layer4.0.conv1', 0.1),)}
+  for key, choices in CHOICES.items():
+    if lookup(config, key) not in choices:
+      raise ConfigError(f'{key} is {lookup(config, key)!r}; choose one of: {", ".join(choices)}')
 
 
 def variant(arg, variants, file: str):
@@ -195,60 +201,78 @@ def variant(arg, variants, file: str):
   return arg
 
 
-def one_line(error: Exception) -> str:
-  """config_flags re-raises a config file's error with the traceback in its message."""
-  lines = str(error).strip().splitlines()
-  return lines[-1].split('Error: ', 1)[-1] if lines else type(error).__name__
-
-
-def load(spec: str, overrides=()) -> ml_collections.ConfigDict:
-  """`get_config()` of a config file (`configs/x.py`), or `get_config(arg)` for
-  `configs/x.py:arg`, with `KEY=VALUE` overrides (what follows --config.) typed by
-  ml_collections' config_flags; the result is locked and checked against the schema."""
-  path = spec.split(':', 1)[0]
+def load_module(path: str):
+  """A config file as a module (its `get_config`, and `get_sweep` if it has one)."""
   if not Path(path).is_file():
     raise ConfigError(f'config file {path} does not exist: see configs/ for the experiments')
-  valid = set(flat_keys(base_config()))
-  for assignment in overrides:
-    key, sep, _ = assignment.partition('=')
-    if not sep:
-      raise ConfigError(f'override --config.{assignment} needs a value: --config.{key}=VALUE')
-    if key not in valid:
-      raise unknown_key_error(key)
-  argv = ['research', f'--config={spec}', *(f'--config.{o}' for o in overrides)]
-  values = flags.FlagValues()
-  config_flags.DEFINE_config_file('config', None, flag_values=values, lock_config=True,
-                                  sys_argv=argv)
-  try:
-    values(argv)
-    config = values.config
-  except flags.IllegalFlagValueError as e:
-    flag = str(e).split(': ', 1)[0].removeprefix('flag ')
-    if not flag.startswith('--config.'):  # raised by the config file itself
-      raise ConfigError(f'{spec}: {one_line(e)}') from None
-    key = flag.removeprefix('--config.').split('=', 1)[0]
-    default = lookup(base_config(), key)
-    raise ConfigError(f'{flag}: expected a {type(default).__name__}, like {default!r}') from None
-  except (ConfigError, TypeError, ValueError, AttributeError, KeyError) as e:
-    raise ConfigError(f'{spec}: {one_line(e)}') from None
-  check_schema(config)
-  check_element_types(config)
-  return config
+  spec = importlib.util.spec_from_file_location(f'config_{Path(path).stem}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def set_value(config, key: str, value) -> None:
   """Sets a dotted key to a Python value (a sweep point), type-checked by ml_collections."""
-  if key not in set(flat_keys(base_config())):
-    raise unknown_key_error(key)
-  parent, _, leaf = key.rpartition('.')
-  node = lookup(config, parent) if parent else config
-  if isinstance(node[leaf], tuple) and isinstance(value, list):
+  check_key(key)
+  default = lookup(config, key)
+  if isinstance(default, tuple) and isinstance(value, list):
     value = tuple(value)
   try:
-    node[leaf] = value
+    config_path.set_value(key, config, value)
   except TypeError:
-    raise ConfigError(f'{key}={value!r}: expected a {type(node[leaf]).__name__}, like '
-                      f'{node[leaf]!r}') from None
+    raise ConfigError(f'{key}={value!r}: expected a {type(default).__name__}, like '
+                      f'{default!r}') from None
+
+
+def override(config, assignment: str) -> None:
+  """Applies `KEY=VALUE` (what follows --config.), the value read by its key's type."""
+  key, sep, text = assignment.partition('=')
+  if not sep:
+    raise ConfigError(f'override --config.{assignment} needs a value: --config.{key}=VALUE')
+  check_key(key)
+  default = lookup(config, key)
+  try:
+    value = PARSERS[type(default)].parse(text)
+  except ValueError:
+    raise ConfigError(f'--config.{assignment}: expected a {type(default).__name__}, like '
+                      f'{default!r}') from None
+  set_value(config, key, value)
+
+
+@contextlib.contextmanager
+def _loading():
+  token = _LOADING.set(True)
+  try:
+    yield
+  finally:
+    _LOADING.reset(token)
+
+
+def load(spec: str, overrides=(), values: dict | None = None) -> ml_collections.ConfigDict:
+  """`get_config()` of a config file (`configs/x.py`), or `get_config(arg)` for
+  `configs/x.py:arg`; then `values` ({dotted key: value}, a sweep point's), then `KEY=VALUE`
+  `overrides`; validated and locked."""
+  path, _, arg = spec.partition(':')
+  for assignment in overrides:  # named before the file runs
+    check_key(assignment.partition('=')[0])
+  module = load_module(path)
+  try:
+    with _loading():
+      config = module.get_config(arg) if arg else module.get_config()
+  except UserError as e:
+    raise ConfigError(f'{spec}: {e}') from None
+  for key, value in (values or {}).items():
+    set_value(config, key, value)
+  try:
+    for key in flat_keys(config):
+      check_key(key)
+  except ConfigError as e:
+    raise ConfigError(f'{spec}: {e}') from None
+  for assignment in overrides:
+    override(config, assignment)
+  validate(config)
+  config.lock()
+  return config
 
 
 def as_tuple(value):

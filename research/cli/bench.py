@@ -3,7 +3,6 @@ the compilation cache, the feature cache and the input pipeline -> BENCHMARKS.md
 
 Every measurement runs in a process of its own (research.bench.measure), one at a time.
 """
-import argparse
 import json
 import os
 import platform
@@ -208,15 +207,9 @@ def machine() -> str:
           f'{platform.python_version()}')
 
 
-def main(argv: list[str]) -> None:
-  parser = argparse.ArgumentParser(prog='./run.sh bench')
-  parser.add_argument('--rows', default=','.join(map(str, range(len(ROWS)))),
-                      help='which side-by-side rows (indices into research/bench/rows.py)')
-  parser.add_argument('--steps', type=int, default=5)
-  parser.add_argument('--epochs', type=int, default=3, help='of the feature-cache runs')
-  parser.add_argument('--out', default='BENCHMARKS.md')
-  args = parser.parse_args(argv)
-  command = ('./run.sh bench ' + ' '.join(argv)).strip()
+def main(args) -> None:
+  """`args`: the bench command's (research.cli.main)."""
+  command = './run.sh ' + ' '.join(args.argv)
   sections = [
       '# Benchmarks', '', f'Written by `{command}` on {time.strftime("%Y-%m-%d")}.', '',
       f'Machine: {machine()}.', '',

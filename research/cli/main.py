@@ -1,4 +1,8 @@
-"""Entry point behind ./run.sh. Errors a user can fix print as one line, exit code 2."""
+"""Entry point behind ./run.sh: argparse subcommands (`./run.sh COMMAND --help` for each).
+`./run.sh CONFIG.py[:VARIANT]` is `./run.sh train CONFIG.py[:VARIANT]`. Arguments
+`--config.KEY=VALUE` pass through to the config of the commands that take one. Errors a
+user can fix print as one line, exit code 2."""
+import argparse
 import os
 import sys
 import time
@@ -19,41 +23,15 @@ from research.models import get_spec, input_size
 from research.train import checkpoint
 from research.weights.files import packaged_path
 
-USAGE = """usage:
-  ./run.sh CONFIG.py[:VARIANT] [--config.KEY=VALUE ...]  train, evaluate and explain an experiment
-  ./run.sh CONFIG.py[:VARIANT] --resume RUN_DIR          continue a run from its last checkpoint
-  ./run.sh sweep CONFIG.py [--config.KEY=VALUE ...]      every point of the config's sweep
-  ./run.sh sweep --resume SWEEP_DIR                      continue a sweep (finished points kept)
-  ./run.sh compare RUN_DIR RUN_DIR ... [--out DIR]       runs side by side: table and curves
-  ./run.sh eval RUN_DIR                                  re-evaluate a run on its test split
-  ./run.sh gradcam RUN_DIR IMAGE... [--layer PATH] [--class INDEX]
-  ./run.sh features RUN_DIR IMAGE...                     feature maps of every block
-  ./run.sh predict RUN_DIR IMAGE_OR_FOLDER... [--out CSV] predictions.csv (class probabilities)
-      eval, gradcam, features and predict use the best epoch's weights (by validation);
-      --checkpoint last: the last epoch's
-  ./run.sh probe --models NAME,NAME,... [CONFIG.py]      rank backbones by a linear probe on
-                                                         their frozen features (no training)
-  ./run.sh bench                                         benchmarks -> BENCHMARKS.md
-  ./run.sh test [PYTEST ARGS]                            the test suite"""
+OVERRIDES = '[--config.KEY=VALUE ...]'
 
 
-def split_args(args: list[str], options=('--resume',)) -> tuple[list, list, dict]:
-  """(positional arguments, --config.* overrides without the prefix, {option: value})."""
-  positional, overrides, values = [], [], {}
-  rest = iter(args)
-  for arg in rest:
-    if arg.startswith('--config.'):
-      overrides.append(arg.removeprefix('--config.'))
-    elif arg in options:
-      values[arg] = next(rest, None)
-      if values[arg] is None:
-        raise config_lib.ConfigError(f'{arg} needs a value')
-    elif arg.startswith('--'):
-      raise config_lib.ConfigError(f'unexpected argument {arg!r}: use --config.KEY=VALUE or '
-                                   f'{" ".join(options)}')
-    else:
-      positional.append(arg)
-  return positional, overrides, values
+class Parser(argparse.ArgumentParser):
+  """argparse, with a usage mistake as one line (a UserError) instead of usage + exit."""
+
+  def error(self, message):
+    del message  # the usage line says what the command takes
+    raise config_lib.ConfigError(f'usage: {self.usage}')
 
 
 def describe_model(config) -> str:
@@ -92,31 +70,21 @@ def resumable_config(run_dir: Path, config):
   return saved
 
 
-def run_experiment(args: list[str]) -> None:
+def run_train(args) -> None:
   """One process, or one of several (see research.parallel): only process 0 prints."""
   parallel.start()
   if not parallel.is_main():  # quiet down to the file descriptor: the runtime prints too
     sys.stdout.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-  train_and_report(args)
-
-
-def train_and_report(args: list[str]) -> None:
-  (spec, *extra), overrides, options = split_args(args)
-  if extra:
-    raise config_lib.ConfigError(f'unexpected argument {extra[0]!r}: use --config.KEY=VALUE '
-                                 f'or --resume RUN_DIR')
-  config = config_lib.load(spec, overrides)
-  config_lib.check_choices(config)
-  resume = options.get('--resume')
-  if resume:
-    run_dir = Path(resume)
+  config = config_lib.load(args.config, args.overrides)
+  if args.resume:
+    run_dir = Path(args.resume)
     config = resumable_config(run_dir, config)
   else:
     if jax.process_count() > 1 and not config.workdir:
       raise config_lib.ConfigError('a run of several processes needs --config.workdir=DIR, the '
                                    'same on every process (a shared file system)')
-    run_dir = Path(config.workdir or default_run_dir(spec))
+    run_dir = Path(config.workdir or default_run_dir(args.config))
     if (run_dir / rundir.CONFIG).exists():
       raise config_lib.ConfigError(f'{run_dir} already holds a run: resume it with --resume '
                                    f'{run_dir}, or choose another --config.workdir')
@@ -124,7 +92,7 @@ def train_and_report(args: list[str]) -> None:
   print(f'model:   {describe_model(config)}')
   print(f'run dir: {run_dir}')
   began = time.time()
-  report = run(config, run_dir, resume=bool(resume))
+  report = run(config, run_dir, resume=bool(args.resume))
   print(f'test:    accuracy {report["accuracy"]:.4f}, balanced accuracy '
         f'{report["balanced_accuracy"]:.4f}, loss {report["loss"]:.4f} on '
         f'{report["num_images"]} images (weights of epoch {report["epoch"]}, '
@@ -133,112 +101,80 @@ def train_and_report(args: list[str]) -> None:
         f'features/, metrics.jsonl, tb/, checkpoints/)')
 
 
-def run_sweep(args: list[str]) -> None:
-  positional, overrides, options = split_args(args)
-  if options.get('--resume'):
-    if positional or overrides:
+def run_sweep(args) -> None:
+  if args.resume:
+    if args.config or args.overrides:
       raise config_lib.ConfigError('sweep --resume SWEEP_DIR takes nothing else: the sweep '
                                    'directory holds its config and overrides')
-    sweep_dir = sweep.resume(Path(options['--resume']))
-  elif len(positional) == 1:
-    sweep_dir = sweep.start(positional[0], overrides)
+    sweep_dir = sweep.resume(Path(args.resume))
+  elif args.config:
+    sweep_dir = sweep.start(args.config, args.overrides)
   else:
-    raise config_lib.ConfigError('usage: ./run.sh sweep CONFIG.py [--config.KEY=VALUE ...] | '
-                                 './run.sh sweep --resume SWEEP_DIR')
+    raise config_lib.ConfigError(f'usage: {args.usage}')
   print(f'sweep:   {sweep_dir}/sweep.md (sweep.csv, sweep.png)')
 
 
-def run_compare(args: list[str]) -> None:
-  runs, overrides, options = split_args(args, options=('--out',))
-  if len(runs) < 2 or overrides:
-    raise config_lib.ConfigError('usage: ./run.sh compare RUN_DIR RUN_DIR ... [--out DIR]')
-  out = Path(options.get('--out') or f'checkpoints/compare-{time.strftime("%Y%m%d-%H%M%S")}')
-  compare.write(out, 'compare', [Path(r) for r in runs])
+def run_compare(args) -> None:
+  if len(args.runs) < 2:
+    raise config_lib.ConfigError(f'usage: {args.usage}')
+  out = Path(args.out or f'checkpoints/compare-{time.strftime("%Y%m%d-%H%M%S")}')
+  compare.write(out, 'compare', [Path(r) for r in args.runs])
   print(f'compare: {out}/compare.md (compare.csv, compare.png)')
 
 
-def restored(run_dir: Path, options: dict):
+def restored(args):
   """The run with the weights `--checkpoint` names (best by default), said in one line."""
-  which = options.get('--checkpoint', 'best')
-  if which not in checkpoint.WHICH:
-    raise config_lib.ConfigError(f'--checkpoint {which!r}: choose one of: '
+  if args.checkpoint not in checkpoint.WHICH:
+    raise config_lib.ConfigError(f'--checkpoint {args.checkpoint!r}: choose one of: '
                                  f'{", ".join(checkpoint.WHICH)}')
-  trained = restore(run_dir, which)
+  trained = restore(Path(args.run), args.checkpoint)
   print(f'weights: epoch {trained.epoch} ({trained.checkpoint}'
         + (f' by {trained.config.checkpoint.best_metric})' if trained.checkpoint == 'best'
            else ')'))
   return trained
 
 
-def run_eval(args: list[str]) -> None:
-  runs, overrides, options = split_args(args, options=('--checkpoint',))
-  if len(runs) != 1 or overrides:
-    raise config_lib.ConfigError('usage: ./run.sh eval RUN_DIR [--checkpoint best|last]')
-  report = evaluate(restored(Path(runs[0]), options))
+def run_eval(args) -> None:
+  report = evaluate(restored(args))
   print(f'test accuracy {report["accuracy"]:.4f}, balanced accuracy '
         f'{report["balanced_accuracy"]:.4f}, loss {report["loss"]:.4f} on '
         f'{report["num_images"]} images; per class: {report["per_class_accuracy"]}')
-  print(f'report: {Path(runs[0]) / "report.md"}')
+  print(f'report: {Path(args.run) / "report.md"}')
 
 
-def image_args(args: list[str], usage: str) -> tuple[Path, list[str]]:
-  if len(args) < 2:
-    raise config_lib.ConfigError(f'usage: {usage}')
-  missing = [p for p in args[1:] if not Path(p).exists()]
+def existing_images(paths: list[str]) -> list[str]:
+  missing = [p for p in paths if not Path(p).exists()]
   if missing:
     raise DataError(f'image {missing[0]} does not exist')
-  return Path(args[0]), args[1:]
+  return paths
 
 
-def run_gradcam(args: list[str]) -> None:
-  rest, overrides, options = split_args(args, options=('--layer', '--class', '--checkpoint'))
-  if overrides:
-    raise config_lib.ConfigError(f'gradcam takes no --config.{overrides[0]}: the run directory '
-                                 f'holds its config')
-  value = options.get('--class')
-  if value is not None and not value.isdigit():
-    raise config_lib.ConfigError(f'--class takes a class index (0, 1, ...), not {value!r}')
-  layer, target = options.get('--layer', ''), None if value is None else int(value)
-  run_dir, paths = image_args(rest, './run.sh gradcam RUN_DIR IMAGE [IMAGE ...]')
-  trained = restored(run_dir, options)
-  if target is not None and target >= len(trained.class_names):
+def run_gradcam(args) -> None:
+  paths = existing_images(args.images)
+  trained = restored(args)
+  if args.target is not None and not 0 <= args.target < len(trained.class_names):
     raise config_lib.ConfigError(
-        f'--class {target}: {run_dir} has {len(trained.class_names)} classes, '
+        f'--class {args.target}: {args.run} has {len(trained.class_names)} classes, '
         + ', '.join(f'{i} = {c}' for i, c in enumerate(trained.class_names)))
-  for out in explain_files(trained, paths, layer=layer, target=target):
+  for out in explain_files(trained, paths, layer=args.layer, target=args.target):
     print(out)
 
 
-def run_features(args: list[str]) -> None:
-  rest, overrides, options = split_args(args, options=('--checkpoint',))
-  if overrides:
-    raise config_lib.ConfigError(f'features takes no --config.{overrides[0]}: the run directory '
-                                 f'holds its config')
-  run_dir, paths = image_args(rest, './run.sh features RUN_DIR IMAGE [IMAGE ...]')
-  for folder in feature_maps(restored(run_dir, options), paths):
+def run_features(args) -> None:
+  paths = existing_images(args.images)
+  for folder in feature_maps(restored(args), paths):
     print(folder)
 
 
-def run_predict(args: list[str]) -> None:
-  paths, overrides, options = split_args(args, options=('--out', '--checkpoint'))
-  if len(paths) < 2 or overrides:
-    raise config_lib.ConfigError('usage: ./run.sh predict RUN_DIR IMAGE_OR_FOLDER ... '
-                                 '[--out CSV]')
-  run_dir = Path(paths[0])
-  out = Path(options.get('--out') or run_dir / 'predictions.csv')
-  print(f'predictions: {write_predictions(restored(run_dir, options), paths[1:], out)}')
+def run_predict(args) -> None:
+  out = Path(args.out or Path(args.run) / 'predictions.csv')
+  print(f'predictions: {write_predictions(restored(args), args.images, out)}')
 
 
-def run_probe(args: list[str]) -> None:
-  positional, overrides, options = split_args(args, options=('--models', '--out'))
-  if len(positional) > 1 or not options.get('--models'):
-    raise config_lib.ConfigError('usage: ./run.sh probe --models NAME,NAME,... [CONFIG.py] '
-                                 '[--config.KEY=VALUE ...] [--out DIR]')
-  config = config_lib.load(positional[0] if positional else 'configs/efficientnet_adam.py',
-                           overrides)
-  config_lib.check_choices(config)
-  out = Path(options.get('--out') or f'checkpoints/probe-{time.strftime("%Y%m%d-%H%M%S")}')
-  rows = probe.probe(config, options['--models'].split(','), out)
+def run_probe(args) -> None:
+  config = config_lib.load(args.config, args.overrides)
+  out = Path(args.out or f'checkpoints/probe-{time.strftime("%Y%m%d-%H%M%S")}')
+  rows = probe.probe(config, args.models.split(','), out)
   for row in rows:
     print(f'{row["rank"]}. {row["model"]}: val accuracy {row["val accuracy"]:.4f} (balanced '
           f'{row["val balanced accuracy"]:.4f}), {row["feature time (s)"]:.0f} s features + '
@@ -246,27 +182,155 @@ def run_probe(args: list[str]) -> None:
   print(f'probe:   {out}/probe.md (probe.csv)')
 
 
-COMMANDS = {'eval': run_eval, 'gradcam': run_gradcam, 'features': run_features,
-            'predict': run_predict, 'sweep': run_sweep, 'compare': run_compare,
-            'probe': run_probe}
+def run_bench(args) -> None:
+  from research.cli import bench  # pylint: disable=import-outside-toplevel  (imports torch)
+  bench.main(args)
+
+
+def add_bench_arguments(parser) -> None:
+  from research.bench.rows import ROWS  # pylint: disable=import-outside-toplevel
+  parser.add_argument('--rows', default=','.join(map(str, range(len(ROWS)))),
+                      help='which side-by-side rows (indices into research/bench/rows.py)')
+  parser.add_argument('--steps', type=int, default=5, help='timed steps per measurement')
+  parser.add_argument('--epochs', type=int, default=3,
+                      help='epochs of the feature-cache and end-to-end runs')
+  parser.add_argument('--out', default='BENCHMARKS.md', help='the file written')
+
+
+def add_checkpoint(parser) -> None:
+  parser.add_argument('--checkpoint', default='best', metavar='best|last',
+                      help="the best epoch's weights (by validation; the default) or the last's")
+
+
+def add_train(p) -> None:
+  p.add_argument('config', metavar='CONFIG.py[:VARIANT]', help='an experiment file, e.g. '
+                 'configs/efficientnet_adam.py or configs/people.py:resnet101')
+  p.add_argument('--resume', metavar='RUN_DIR', help='continue that run from its last checkpoint')
+
+
+def add_sweep(p) -> None:
+  p.add_argument('config', nargs='?', metavar='CONFIG.py', help="a config with get_sweep()")
+  p.add_argument('--resume', metavar='SWEEP_DIR',
+                 help='continue a sweep: finished points are kept')
+
+
+def add_compare(p) -> None:
+  p.add_argument('runs', nargs='+', metavar='RUN_DIR', help='two or more run directories')
+  p.add_argument('--out', metavar='DIR', help='where the table and plot go')
+
+
+def add_eval(p) -> None:
+  p.add_argument('run', metavar='RUN_DIR')
+  add_checkpoint(p)
+
+
+def add_gradcam(p) -> None:
+  p.add_argument('run', metavar='RUN_DIR')
+  p.add_argument('images', nargs='+', metavar='IMAGE')
+  p.add_argument('--layer', default='', metavar='PATH',
+                 help="a module path, e.g. backbone/blocks_15 (default: the model's last "
+                 'feature map)')
+  p.add_argument('--class', dest='target', type=int, metavar='INDEX',
+                 help='explain this class (default: the predicted one)')
+  add_checkpoint(p)
+
+
+def add_features(p) -> None:
+  p.add_argument('run', metavar='RUN_DIR')
+  p.add_argument('images', nargs='+', metavar='IMAGE')
+  add_checkpoint(p)
+
+
+def add_predict(p) -> None:
+  p.add_argument('run', metavar='RUN_DIR')
+  p.add_argument('images', nargs='+', metavar='IMAGE_OR_FOLDER')
+  p.add_argument('--out', metavar='CSV', help='default: RUN_DIR/predictions.csv')
+  add_checkpoint(p)
+
+
+def add_probe(p) -> None:
+  p.add_argument('--models', required=True, metavar='NAME,NAME,...',
+                 help='backbones to rank (research/models/registry.py)')
+  p.add_argument('config', nargs='?', default='configs/efficientnet_adam.py',
+                 metavar='CONFIG.py', help='whose data and settings (default: the main config)')
+  p.add_argument('--out', metavar='DIR', help='where probe.md and probe.csv go')
+
+
+# name: (what it does, its usage after the name, its arguments, what runs it, takes overrides)
+COMMANDS = {
+    'train': ('train, evaluate and explain an experiment (the default: ./run.sh CONFIG.py)',
+              f'CONFIG.py[:VARIANT] {OVERRIDES} [--resume RUN_DIR]', add_train, run_train, True),
+    'sweep': ("every point of a config's get_sweep(), then their table",
+              f'CONFIG.py {OVERRIDES} | ./run.sh sweep --resume SWEEP_DIR', add_sweep,
+              run_sweep, True),
+    'compare': ('runs side by side: table and curves', 'RUN_DIR RUN_DIR ... [--out DIR]',
+                add_compare, run_compare, False),
+    'eval': ("re-evaluate a run on its test split", 'RUN_DIR [--checkpoint best|last]', add_eval,
+             run_eval, False),
+    'gradcam': ('Grad-CAM overlays of image files',
+                'RUN_DIR IMAGE [IMAGE ...] [--layer PATH] [--class INDEX] '
+                '[--checkpoint best|last]', add_gradcam, run_gradcam, False),
+    'features': ('feature maps of every block for image files',
+                 'RUN_DIR IMAGE [IMAGE ...] [--checkpoint best|last]', add_features,
+                 run_features, False),
+    'predict': ('class probabilities of images and folders into a CSV',
+                'RUN_DIR IMAGE_OR_FOLDER ... [--out CSV] [--checkpoint best|last]', add_predict,
+                run_predict, False),
+    'probe': ('rank backbones by a linear probe on their frozen features (no training)',
+              f'--models NAME,NAME,... [CONFIG.py] {OVERRIDES} [--out DIR]', add_probe,
+              run_probe, True),
+    'bench': ('this project beside PyTorch and more -> BENCHMARKS.md',
+              '[--rows I,J,...] [--steps N] [--epochs N] [--out FILE]', add_bench_arguments,
+              run_bench, False),
+}
+TEST = './run.sh test [PYTEST ARGS]  the test suite (run.sh runs pytest)'
+
+
+def parser() -> argparse.ArgumentParser:
+  top = Parser(prog='./run.sh', usage=f'./run.sh COMMAND ..., COMMAND one of: '
+               f'{", ".join(COMMANDS)}, test (./run.sh COMMAND --help)',
+               description='Transfer learning on your own images. ./run.sh CONFIG.py[:VARIANT] '
+               'is ./run.sh train CONFIG.py[:VARIANT].', epilog=TEST,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+  commands = top.add_subparsers(dest='command', metavar='COMMAND', parser_class=Parser)
+  for name, (summary, usage, add, _, takes_overrides) in COMMANDS.items():
+    sub = commands.add_parser(name, help=summary, description=summary,
+                              usage=f'./run.sh {name} {usage}',
+                              epilog=('--config.KEY=VALUE sets any key of the config (see '
+                                      'research/config.py)') if takes_overrides else None)
+    add(sub)
+  return top
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+  """The command's arguments; `overrides` holds what followed each --config. (KEY=VALUE)."""
+  if argv and argv[0] not in COMMANDS and argv[0].partition(':')[0].endswith('.py'):
+    argv = ['train', *argv]
+  top = parser()
+  args, rest = top.parse_known_args(argv)
+  args.overrides = [a.removeprefix('--config.') for a in rest if a.startswith('--config.')]
+  unknown = [a for a in rest if not a.startswith('--config.')]
+  _, usage, _, _, takes_overrides = COMMANDS[args.command]
+  args.usage, args.argv = f'./run.sh {args.command} {usage}', argv
+  if unknown:
+    raise config_lib.ConfigError(f'unexpected argument {unknown[0]!r}; usage: {args.usage}')
+  if args.overrides and not takes_overrides:
+    raise config_lib.ConfigError(f'{args.command} takes no --config.{args.overrides[0]}: the '
+                                 f'run directory holds its config')
+  return args
 
 
 def main(argv: list[str] | None = None) -> int:
-  args = sys.argv[1:] if argv is None else argv
+  argv = sys.argv[1:] if argv is None else argv
   compile_cache.enable()
   try:
-    if not args or args[0] in ('-h', '--help', 'help'):
-      print(USAGE)
-    elif args[0].split(':', 1)[0].endswith('.py'):
-      run_experiment(args)
-    elif args[0] in COMMANDS:
-      COMMANDS[args[0]](args[1:])
-    elif args[0] == 'bench':
-      from research.cli import bench  # pylint: disable=import-outside-toplevel
-      bench.main(args[1:])
-    else:
-      print(f'error: unknown command {args[0]!r}\n{USAGE}', file=sys.stderr)
-      return 2
+    if not argv or argv[0] in ('-h', '--help', 'help'):
+      parser().print_help()
+      return 0
+    args = parse(argv)
+    COMMANDS[args.command][3](args)
+  except SystemExit as e:  # argparse's --help
+    return e.code
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image, ImageOps
+from tqdm import tqdm
 
-from research import progress
 from research.data.leakage import fingerprint
 from research.data import tfds_source
 from research.data.sources import DataError
@@ -81,8 +81,8 @@ def inspect_all(paths, with_fingerprint: bool, threads: int = 8) -> list[tuple]:
   """`inspect_image` of every path, in threads (decoding releases the GIL)."""
   inspect = functools.partial(inspect_image, with_fingerprint=with_fingerprint)
   with ThreadPoolExecutor(threads) as pool:
-    return list(progress.bar(pool.map(inspect, paths), total=len(paths),
-                             desc='checking images', unit='img', leave=False))
+    return list(tqdm(pool.map(inspect, paths), total=len(paths), desc='checking images',
+                     unit='img', leave=False, disable=None))
 
 
 def unreadable(paths) -> dict[str, str]:

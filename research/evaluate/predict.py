@@ -6,8 +6,8 @@ import functools
 
 import jax
 import numpy as np
+from tqdm import tqdm
 
-from research import progress
 from research.data import eval_batches
 from research.models import probabilities
 from research.parallel import fetch, shard_batch
@@ -55,8 +55,8 @@ def predict(model, binary: bool, variables, records, data_config, size: int, bat
   part = process_part(records, batch_size)
   local = batch_size // jax.process_count()
   outputs = []
-  for batch in progress.bar(eval_batches(part, data_config, size, local),
-                            total=len(part) // local, desc=desc, unit='batch', leave=False):
+  for batch in tqdm(eval_batches(part, data_config, size, local), total=len(part) // local,
+                    desc=desc, unit='batch', leave=False, disable=None):
     images = shard_batch({'image': batch['image']}, mesh)['image']
     outputs.append(predict_batch(model, binary, variables, images, tta_flip))
   logits, probs = gather(outputs, len(records))

@@ -12,7 +12,6 @@ Overrides given on the command line hold for every point (and win over it).
 Killed anywhere, `resume` keeps the finished points, resumes the interrupted one
 from its last checkpoint and runs the rest.
 """
-import importlib.util
 import json
 import re
 import time
@@ -43,12 +42,7 @@ def point_name(point: dict) -> str:
 def read_points(spec: str) -> list[dict]:
   """The config file's sweep as [{'name', 'variant', 'values'}]."""
   path, _, variant = spec.partition(':')
-  if not Path(path).is_file():
-    raise config_lib.ConfigError(f'config file {path} does not exist: see configs/ for the '
-                                 f'experiments')
-  module_spec = importlib.util.spec_from_file_location(f'sweep_{Path(path).stem}', path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  module = config_lib.load_module(path)
   if not hasattr(module, 'get_sweep'):
     raise config_lib.ConfigError(f'{path} defines no sweep (get_sweep()): run it alone with '
                                  f'./run.sh {spec}')
@@ -68,13 +62,7 @@ def read_points(spec: str) -> list[dict]:
 def point_config(path: str, point: dict, overrides: list[str], run_dir: Path):
   """The point's config: get_config(variant), its values, then the command line's overrides."""
   spec = f'{path}:{point["variant"]}' if point['variant'] else path
-  config = config_lib.load(spec, overrides)
-  given = {o.partition('=')[0] for o in overrides}
-  for key, value in point['values'].items():
-    if key not in given:
-      config_lib.set_value(config, key, value)
-  config_lib.check_element_types(config)
-  config_lib.check_choices(config)
+  config = config_lib.load(spec, overrides, point['values'])
   config.workdir = str(run_dir)
   return config
 

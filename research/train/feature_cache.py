@@ -14,8 +14,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from tqdm import tqdm
 
-from research import parallel, progress, rundir
+from research import parallel, rundir
 from research.data import augments, cached_batches, epoch_seed, view_batches
 from research.train.freeze import backbone_is_frozen
 
@@ -50,7 +51,7 @@ def compute(model, variables, records, data_config, size: int, batch_size: int,
   variables = parallel.local(variables)
   records = list(records)
   out = None
-  with progress.bar(total=len(views) * len(records), desc=desc, unit='img') as bar:
+  with tqdm(total=len(views) * len(records), desc=desc, unit='img', disable=None) as bar:
     for v, view in enumerate(views):
       batches = view_batches(records, data_config, size, batch_size,
                              view if isinstance(view, int) else None)

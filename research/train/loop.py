@@ -6,13 +6,15 @@ epoch's weights by `checkpoint.best_metric`, stops early after `checkpoint.patie
 epochs without a better one, and returns the history.
 """
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from tqdm import tqdm
 
-from research import parallel, progress, rundir
+from research import parallel, rundir
 from research.config import ConfigError
 from research.data import train_batches
 from research.errors import UserError
@@ -143,7 +145,7 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
   cache = (FeatureCache(config, built.model, variables(state), train_records, size, run_dir, log)
            if feature_cache.wanted(config, built.phases) else None)
   # at a terminal the bar shows the loss; in a log, a plain line every N steps
-  plain_every = 0 if progress.interactive() else config.log_every_steps
+  plain_every = 0 if sys.stderr.isatty() else config.log_every_steps
 
   for epoch in range(at['epoch'], config.num_epochs + 1):
     if best := stopped_early(history.records, config.checkpoint):
@@ -169,8 +171,8 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
       batches.set_state(at['data'])
       done, totals = at['step'], {k: jnp.float32(v) for k, v in at['totals'].items()}
     previous = None  # (global step, metrics), checked once the next step is queued
-    with progress.bar(total=steps, initial=done, desc=f'epoch {epoch}/{config.num_epochs}',
-                      unit='step') as bar:
+    with tqdm(total=steps, initial=done, desc=f'epoch {epoch}/{config.num_epochs}',
+              unit='step', disable=None) as bar:
       for step in range(done + 1, steps + 1):
         state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh), rng)
         totals = accumulate(totals, metrics)

@@ -13,7 +13,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from research import progress
+from tqdm import tqdm
+
 from research.errors import UserError
 
 
@@ -81,8 +82,9 @@ def download(url: str, dest: Path) -> None:
   dest.parent.mkdir(parents=True, exist_ok=True)
   with urllib.request.urlopen(url, timeout=60) as response:
     total = int(response.headers.get('Content-Length') or 0) or None
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp, progress.bar(
-        total=total, unit='B', unit_scale=True, desc=f'downloading {dest.name}') as bar:
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp, tqdm(
+        total=total, unit='B', unit_scale=True, desc=f'downloading {dest.name}',
+        disable=None) as bar:
       for chunk in iter(lambda: response.read(1 << 20), b''):
         tmp.write(chunk)
         bar.update(len(chunk))
