@@ -7,8 +7,10 @@
     tb/             TensorBoard events
     curves.png      loss/accuracy curves     report.{json,md}, roc.png, confusion.png
     gradcam/        Grad-CAM overlays        features/       feature maps of every block
+    .lock           held by the process training in the directory
 """
-import dataclasses
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -24,6 +26,7 @@ CONFIG, SPLIT, BAD_IMAGES, METRICS = 'config.json', 'split.json', 'bad_images.tx
 TENSORBOARD, CHECKPOINTS, CURVES, GRADCAM = 'tb', 'checkpoints', 'curves.png', 'gradcam'
 FEATURES = 'features'
 LEAKAGE = 'leakage.txt'
+LOCK = '.lock'  # held by the process training in the directory
 
 
 class RunDirError(UserError, ValueError):
@@ -66,17 +69,28 @@ def load_config(run_dir: Path) -> ml_collections.ConfigDict:
   return config
 
 
-@dataclasses.dataclass
-class TrainedRun:
-  """A run's model and weights (params, batch_stats), with what evaluation, Grad-CAM and
-  feature maps need."""
-  run_dir: Path
-  config: ml_collections.ConfigDict
-  model: object
-  variables: dict
-  mesh: object
-  binary: bool
-  class_names: tuple
-  split: dict
-  epoch: int  # whose weights these are
-  checkpoint: str = 'last'  # 'best' (by the config's checkpoint.best_metric) or 'last'
+@contextlib.contextmanager
+def lock(run_dir: Path, take: bool = True):
+  """One writer per run directory: a second process that would train in `run_dir` (a resume
+  launched twice) is refused in one line. The lock is the kernel's (flock), released when
+  the process ends however it ends, so a killed run leaves nothing stuck."""
+  if not take:
+    yield
+    return
+  Path(run_dir).mkdir(parents=True, exist_ok=True)
+  with open(Path(run_dir) / LOCK, 'a+') as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or 'another process'
+      raise RunDirError(f'{run_dir} is in use by {holder}: wait for it to finish, or resume '
+                        f'once it has stopped') from None
+    f.seek(0)
+    f.truncate()
+    f.write(f'process {os.getpid()} on {os.uname().nodename}')
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)

@@ -40,7 +40,7 @@ def train_state(run_dir: Path):
   class_names, split = load_split(run_dir / rundir.SPLIT)
   config.model.pretrained = False
   built = build(config, len(class_names), steps_per_epoch(len(split['train']), config.batch_size))
-  mngr = checkpoint.manager(run_dir, config.checkpoint.keep)
-  state, _ = checkpoint.restore(mngr, built.state, built.identity)
-  mngr.close()
+  checkpoints = checkpoint.Checkpoints(run_dir, config.checkpoint.keep, built.architecture)
+  state, _ = checkpoints.restore(built.state)
+  checkpoints.close()
   return state

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from research.config import base_config
-from research.models import create_model
+from research.models import Task, create_model
 from research.parallel import make_mesh, replicate, shard_batch
 from research.train.freeze import flat
 from research.train.state import create_train_state
@@ -23,7 +23,7 @@ mesh = make_mesh()
 state, phases = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
 labels = phases[0].labels
 state = replicate(state, mesh)
-step = jax.jit(make_train_step(labels, binary=True))
+step = jax.jit(make_train_step(labels, Task(2)))
 rng = np.random.default_rng(0)
 for i in range(2):
   batch = {'image': rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8),

@@ -9,7 +9,7 @@ from skimage import data as photos
 
 from research.config import base_config
 from research.data import resize
-from research.models import create_model
+from research.models import Task, create_model
 from research.train.state import create_train_state, init_variables
 from research.train.step import make_train_step
 
@@ -43,7 +43,7 @@ def test_a_bfloat16_train_step_keeps_float32_parameters_and_statistics():
   config.model.pretrained = False
   model = create_model(config.model, 1)
   state, phases = create_train_state(model, config, 10, jax.random.key(0), log=lambda _: None)
-  step = jax.jit(make_train_step(phases[0].labels, binary=True))
+  step = jax.jit(make_train_step(phases[0].labels, Task(2)))
   batch = {'image': np.random.default_rng(0).integers(0, 255, (4, 64, 64, 3), np.uint8),
            'label': np.array([0, 1, 0, 1], np.int32)}
   new, metrics = step(state, batch, jax.random.key(1))

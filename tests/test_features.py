@@ -5,10 +5,10 @@ import numpy as np
 from PIL import Image
 
 from research import config as config_lib
-from research import rundir
 from research.explain.features import block_activations
 from research.explain.run import feature_maps
-from research.models import create_model
+from research.inference import TrainedRun
+from research.models import Task, create_model
 
 
 def test_every_block_in_call_order_one_png_each(tmp_path):
@@ -27,7 +27,7 @@ def test_every_block_in_call_order_one_png_each(tmp_path):
                                 state['intermediates']['backbone']['blocks_3']['out'][0])
 
   Image.fromarray(image).save(tmp_path / 'cell.png')
-  run = rundir.TrainedRun(tmp_path, config, model, variables, None, True, ('a', 'b'), {}, 1)
+  run = TrainedRun(tmp_path, config, model, variables, None, Task(2), ('a', 'b'), {}, 1)
   [folder] = feature_maps(run, [str(tmp_path / 'cell.png')])
   assert folder == tmp_path / 'features' / 'cell'
   pngs = sorted(p.name for p in folder.iterdir())

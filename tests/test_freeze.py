@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from research.config import base_config
-from research.models import create_model
+from research.models import Task, create_model
 from research.train.freeze import FROZEN, TRAINABLE, FreezeError, flat, frozen_batchnorm_paths
 from research.train.state import create_train_state
 from research.train.step import make_train_step
@@ -43,7 +43,7 @@ def test_training_moves_only_trainable_parameters_and_statistics():
   state, phases = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
   labels = phases[0].labels
   before_params, before_stats = flat(state.params), flat(state.batch_stats)
-  step = jax.jit(make_train_step(labels, binary=True))
+  step = jax.jit(make_train_step(labels, Task(2)))
   rng = np.random.default_rng(0)
   for i in range(3):
     batch = {'image': rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8),

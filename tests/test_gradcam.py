@@ -6,7 +6,7 @@ import torch
 import reference
 from conftest import imagenet_model, photo
 from research.explain import LayerError, gradcam
-from research.models import MODELS
+from research.models import MODELS, Task
 
 TABBY = 281
 
@@ -35,7 +35,7 @@ def test_gradcam_matches_torch_autograd(name):
   model, variables, state = imagenet_model(name)
   image = photo('chelsea', MODELS[name].input_size)
   cams, _, targets = gradcam(model, variables, image[None], MODELS[name].gradcam_layer,
-                             binary=False, targets=[TABBY])
+                             Task(1000), targets=[TABBY])
   expected = torch_gradcam(name, state, image, TABBY)
   assert targets.tolist() == [TABBY]
   assert cams.shape == (1,) + expected.shape
@@ -43,7 +43,7 @@ def test_gradcam_matches_torch_autograd(name):
 
 
 def test_binary_target_is_the_logit_or_its_negation():
-  from research.explain.gradcam import target_score  # pylint: disable=import-outside-toplevel
+  target_score = lambda logits, targets, _: Task(2).score(logits, targets)
   logits = np.array([[2.0], [-3.0]])
   assert target_score(logits, np.array([1, 1]), True).tolist() == [2.0, -3.0]
   assert target_score(logits, np.array([0, 0]), True).tolist() == [-2.0, 3.0]
@@ -53,4 +53,4 @@ def test_unknown_layer_names_the_nearest_layer(photos):
   model, variables, _ = imagenet_model('mobilenet_v2')
   with pytest.raises(LayerError, match="'backbone/featurs_18' is not a layer of this model; "
                      "nearest: 'backbone/features_18'"):
-    gradcam(model, variables, photos(64)[:1], 'backbone/featurs_18', binary=False)
+    gradcam(model, variables, photos(64)[:1], 'backbone/featurs_18', Task(1000))

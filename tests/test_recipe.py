@@ -14,10 +14,10 @@ from research.cli.main import main
 from research.config import ConfigError, base_config
 from research.data import train_batches
 from research.data.pipeline import balanced_draw
-from research.evaluate.predict import predict_batch
+from research.inference import predict_batch
 from research.evaluate.report import metrics
 from research.experiment.run import restore
-from research.models import create_model, loss_and_accuracy
+from research.models import Task, create_model
 from research.train.checkpoint import best_epoch
 from research.train.loop import stopped_early
 from research.train.optim import learning_rate, scaling
@@ -87,13 +87,13 @@ def test_class_weights_weight_the_loss_as_by_hand():
   log_p = np.asarray(jax.nn.log_softmax(logits))
   each = -log_p[np.arange(3), np.asarray(labels)]
   by_hand = (1 * each[0] + 5 * each[1] + 5 * each[2]) / (1 + 5 + 5)
-  loss, _ = loss_and_accuracy(logits, labels, False, weights)
+  loss, _ = Task(3).loss_and_accuracy(logits, labels, weights)
   assert float(loss) == pytest.approx(by_hand, rel=1e-6)
-  assert float(loss_and_accuracy(logits, labels, False)[0]) == pytest.approx(each.mean(), rel=1e-6)
+  assert float(Task(3).loss_and_accuracy(logits, labels)[0]) == pytest.approx(each.mean(), rel=1e-6)
   # binary, one logit
   z, y = jnp.array([[1.5], [-0.5]]), jnp.array([1, 0])
   bce = np.log1p(np.exp(-np.array([1.5, 0.5])))
-  loss, _ = loss_and_accuracy(z, y, True, (1.0, 3.0))
+  loss, _ = Task(2).loss_and_accuracy(z, y, (1.0, 3.0))
   assert float(loss) == pytest.approx((3 * bce[0] + 1 * bce[1]) / 4, rel=1e-6)
 
 
@@ -111,10 +111,10 @@ def test_label_smoothing_as_by_hand():
   logits, labels = jnp.array([[2.0, 0.5, -1.0]]), jnp.array([0])
   log_p = np.asarray(jax.nn.log_softmax(logits))[0]
   target = np.array([1 - 0.2 + 0.2 / 3, 0.2 / 3, 0.2 / 3])
-  loss, _ = loss_and_accuracy(logits, labels, False, label_smoothing=0.2)
+  loss, _ = Task(3).loss_and_accuracy(logits, labels, label_smoothing=0.2)
   assert float(loss) == pytest.approx(-(target * log_p).sum(), rel=1e-6)
   z = 1.5  # binary: target 1 -> 0.9 with e = 0.2
-  loss, _ = loss_and_accuracy(jnp.array([[z]]), jnp.array([1]), True, label_smoothing=0.2)
+  loss, _ = Task(2).loss_and_accuracy(jnp.array([[z]]), jnp.array([1]), label_smoothing=0.2)
   p = 1 / (1 + np.exp(-z))
   assert float(loss) == pytest.approx(-(0.9 * np.log(p) + 0.1 * np.log(1 - p)), rel=1e-5)
 
@@ -145,10 +145,10 @@ def test_flip_tta_averages_the_logits_of_the_image_and_its_mirror():
   model = create_model(config, 3)
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)), jnp.uint8)
   variables = model.init(jax.random.key(0), images)
-  logits, _ = predict_batch(model, False, variables, images, True)
+  logits, _ = predict_batch(model, Task(3), variables, images, True)
   by_hand = (model.apply(variables, images) + model.apply(variables, images[:, :, ::-1])) / 2
   assert np.allclose(logits, by_hand, atol=1e-6)
-  plain, _ = predict_batch(model, False, variables, images)
+  plain, _ = predict_batch(model, Task(3), variables, images)
   assert not np.allclose(logits, plain, atol=1e-4)
 
 

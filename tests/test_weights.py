@@ -4,7 +4,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from research.weights import PortError, WeightFile, WeightFileError, load_into, resolve
+from research.weights import PortError, WeightFile, WeightFileError, merge_params, resolve
 from research.weights.port import port_state_dict
 from research.weights import tables
 
@@ -66,7 +66,7 @@ def test_weights_of_another_architecture_name_the_key():
   ported = {'params/backbone/stem/conv/kernel': np.zeros((3, 3, 3, 32))}
   with pytest.raises(PortError, match=r'params/backbone/stem/conv/kernel: weight file has shape '
                      r'\(3, 3, 3, 32\), model has \(3, 3, 3, 16\)'):
-    load_into(variables, ported)
+    merge_params(ported, variables)
 
 
 @pytest.mark.parametrize('algorithm', ['sha256', 'md5'])

@@ -68,7 +68,7 @@ def jax_step(row, batch: int, overrides: dict):
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
 
-  from research.models import create_model, get_spec  # pylint: disable=import-outside-toplevel
+  from research.models import Task, create_model, get_spec  # pylint: disable=import-outside-toplevel
   from research.parallel import make_mesh, replicate, shard_batch  # pylint: disable=import-outside-toplevel
   from research.train.state import create_train_state  # pylint: disable=import-outside-toplevel
   from research.train.step import make_train_step  # pylint: disable=import-outside-toplevel
@@ -82,7 +82,7 @@ def jax_step(row, batch: int, overrides: dict):
   model = create_model(config.model, 1)
   state, phases = create_train_state(model, config, 10, jax.random.key(0), log=lambda _: None)
   holder = [replicate(state, mesh)]
-  step = jax.jit(make_train_step(phases[0].labels, binary=True))
+  step = jax.jit(make_train_step(phases[0].labels, Task(2)))
 
   def train_once():
     holder[0], metrics = step(holder[0], batch, jax.random.key(1))

@@ -1,23 +1,20 @@
 """Evaluating a trained run on its test split."""
 import numpy as np
 
-from research import parallel, rundir
+from research import parallel
 from research.errors import UserError
 from research.evaluate import report
-from research.evaluate.predict import predict
-from research.models import input_size
+from research.inference import TrainedRun
 
 
 class EvaluationError(UserError, ValueError):
   """The run's predictions cannot be scored (e.g. they are not finite)."""
 
 
-def evaluate(run: rundir.TrainedRun) -> dict:
+def evaluate(run: TrainedRun) -> dict:
   """Test-split report (report.json, report.md, roc.png, confusion.png) in the run dir; with
   several processes each predicts its part and process 0 writes."""
-  _, probs, labels = predict(run.model, run.binary, run.variables, run.split['test'],
-                             run.config.data, input_size(run.config), run.config.batch_size,
-                             run.mesh, 'testing', run.config.evaluation.tta_flip)
+  _, probs, labels = run.inference.predict(run.split['test'], 'testing')
   bad = int((~np.isfinite(probs).all(axis=1)).sum())
   if bad:
     raise EvaluationError(f'{bad} of {len(probs)} test predictions are not finite: the weights '

@@ -11,19 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from research.data import DataError, is_image, resize, unreadable
-from research.evaluate.predict import dispatch, gather, predict
-from research.models import input_size
+from research.data import DataError, is_image, unreadable
 
 
 def predict_arrays(run, images) -> np.ndarray:
   """(N, num_classes) probabilities for uint8 RGB images of any size (resized as in
   training), in batches of the run's batch size."""
-  size, batch = input_size(run.config), run.config.batch_size
-  images = np.stack([resize(image, size) for image in images])
-  return gather([dispatch(run.model, run.binary, run.variables, images[i:i + batch], batch,
-                          run.mesh, run.config.evaluation.tta_flip)
-                 for i in range(0, len(images), batch)], len(images))[1]
+  return run.inference.predict_arrays(images)
 
 
 def image_files(paths) -> list[str]:
@@ -51,9 +45,7 @@ def write_predictions(run, paths, out: Path, log=print) -> Path:
   files = [f for f in files if f not in bad]
   if not files:
     raise DataError(f'none of the {len(bad)} images given can be read (see {skipped})')
-  _, probs, _ = predict(run.model, run.binary, run.variables, [(f, -1) for f in files],
-                        run.config.data, input_size(run.config), run.config.batch_size,
-                        run.mesh, 'predicting', run.config.evaluation.tta_flip)
+  _, probs, _ = run.inference.predict([(f, -1) for f in files], 'predicting')
   with open(out, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(['path', 'predicted', *(f'p({c})' for c in run.class_names)])

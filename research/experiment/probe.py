@@ -19,8 +19,9 @@ from sklearn.preprocessing import StandardScaler
 
 from research.config import ConfigError
 from research.experiment.prepare import prepare, write_leaks
-from research.models import create_model, get_spec, input_size
-from research.train.feature_cache import compute
+from research import parallel
+from research.inference import inference_of
+from research.models import Task, create_model, get_spec
 from research.train.state import init_variables, pretrained_file
 
 COLUMNS = ('rank', 'model', 'weights', 'val accuracy', 'val balanced accuracy', 'train accuracy',
@@ -31,10 +32,11 @@ def probe_one(config, split: dict, log) -> dict:
   """The probe row of `config.model.name`."""
   model = create_model(config.model, 1)
   variables = init_variables(model, config, jax.random.key(config.seed), log)
+  mesh = parallel.make_mesh()
+  inference = inference_of(config, model, Task(2), parallel.replicate(variables, mesh), mesh)
   began = time.time()
-  features = {s: compute(model, variables, split[s], config.data, input_size(config),
-                         config.batch_size, [None], None, config.feature_cache.memory_gb,
-                         f'{config.model.name} {s}')[0]
+  features = {s: inference.features(split[s], [None], None, config.feature_cache.memory_gb,
+                                    f'{config.model.name} {s}')[0]
               for s in ('train', 'val')}
   feature_seconds = time.time() - began
   labels = {s: np.asarray([label for _, label in split[s]]) for s in ('train', 'val')}

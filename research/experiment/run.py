@@ -1,5 +1,6 @@
 """One experiment: prepare the data, train, then feature maps, Grad-CAM and the test report;
-and restoring a finished run (no optimizer) for evaluation, Grad-CAM or feature maps.
+and restoring a finished run (no optimizer) for evaluation, Grad-CAM, feature maps or
+predictions.
 
 With several processes every one trains, validates and predicts its part; process 0
 alone writes the run's files, draws and explains (on its own copy of the weights).
@@ -14,40 +15,55 @@ import numpy as np
 from research import parallel, rundir
 from research.data import DataError, load_split, steps_per_epoch
 from research.evaluate import evaluate, plots
-from research.evaluate.predict import predict
 from research.evaluate.report import balanced_accuracy
 from research.experiment.prepare import prepare, start_run
 from research.explain.run import explain_test_images, feature_maps, test_picks
-from research.models import input_size, loss_and_accuracy, probabilities
+from research.inference import TrainedRun, inference_of
+from research.models import Task, create_model, input_size
 from research.train import checkpoint, feature_cache
 from research.train.freeze import TRAINABLE
 from research.train.loop import build, fit
 
-# A run's model with the weights of its best (or last) checkpoint (no optimizer is built).
-restore = checkpoint.restore_run
+
+def restore(run_dir: Path, which: str = 'best') -> TrainedRun:
+  """A run's model, rebuilt from its config, with the params and batch_stats of its best
+  (or last) checkpoint; no optimizer is built or read."""
+  run_dir = Path(run_dir)
+  config = rundir.load_config(run_dir)
+  class_names, split = load_split(run_dir / rundir.SPLIT)
+  task = Task(len(class_names))
+  model = create_model(config.model, task.outputs)
+  size, mesh = input_size(config), parallel.make_mesh()
+  sharding = parallel.replicated(mesh)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8))
+  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                          {'params': shapes['params'],
+                           'batch_stats': shapes.get('batch_stats', {})})
+  variables, progress, which = checkpoint.restore_variables(
+      run_dir, abstract, checkpoint.model_architecture(config, task.outputs), which)
+  return TrainedRun(run_dir, config, model, variables, mesh, task, class_names, split,
+                    progress['epoch'] - 1, which)
 
 
-def validation(config, built, records):
+def validation(config, setup, records):
   """validate(variables) -> {val_loss, val_accuracy, val_balanced_accuracy} on `records`
   (plain cross-entropy: no class weights or smoothing, comparable across runs), or None if
   there are none."""
   if not records:
     return None
   cached = []  # a frozen backbone's validation features, computed at the first epoch's end
+  labels = np.asarray([label for _, label in records], np.int32)
 
-  def validate(variables_):
-    if feature_cache.wanted(config, built.phases):
+  def validate(variables):
+    inference = inference_of(config, setup.model, setup.task, variables, setup.mesh)
+    if feature_cache.wanted(config, setup.phases):
       if not cached:
-        cached.append(feature_cache.val_features(config, built.model, variables_, records,
-                                                 input_size(config)))
-      logits = feature_cache.head_logits(built.model, variables_, cached[0], config.batch_size)
-      labels = np.asarray([label for _, label in records])
-      probs = np.asarray(probabilities(jnp.asarray(logits), built.binary))
+        cached.append(feature_cache.val_features(inference, config, records))
+      logits = inference.head_logits(cached[0])
+      probs = np.asarray(setup.task.probabilities(jnp.asarray(logits)))
     else:
-      logits, probs, labels = predict(built.model, built.binary, variables_, records,
-                                      config.data, input_size(config), config.batch_size,
-                                      built.mesh, 'validating', config.evaluation.tta_flip)
-    loss, accuracy = loss_and_accuracy(jnp.asarray(logits), jnp.asarray(labels), built.binary)
+      logits, probs, _ = inference.predict(records, 'validating')
+    loss, accuracy = setup.task.loss_and_accuracy(jnp.asarray(logits), jnp.asarray(labels))
     return {'val_loss': float(loss), 'val_accuracy': float(accuracy),
             'val_balanced_accuracy': balanced_accuracy(labels, probs.argmax(-1))}
 
@@ -58,7 +74,8 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
   """Trains `config` into `run_dir` (continuing its last checkpoint if `resume`), then writes
   curves, feature maps, Grad-CAM and the test report; returns the report.
 
-  Data and weights are checked before a new run directory is written.
+  Data and weights are checked before a new run directory is written; one process at a
+  time trains in a run directory (rundir.lock).
   """
   if resume:
     class_names, split = load_split(run_dir / rundir.SPLIT)
@@ -71,28 +88,29 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
   if steps == 0:
     raise DataError(f'the train split has {len(split["train"])} images, fewer than batch_size '
                     f'{config.batch_size}: lower --config.batch_size or add images')
-  built = build(config, len(class_names), steps, log)
-  state_bytes = sum(x.nbytes for x in jax.tree.leaves(built.state))
+  setup = build(config, len(class_names), steps, log)
+  state_bytes = sum(x.nbytes for x in jax.tree.leaves(setup.state))
   rundir.check_writable(run_dir, (config.checkpoint.keep + 1) * state_bytes + 50 * 2**20)
-  if not resume and parallel.is_main():
-    start_run(run_dir, config, prepared)
-  labels = built.phases[0].labels
-  log(f'train:   {sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter '
-      f'tensors trainable; {len(jax.devices())} {jax.devices()[0].platform} device(s); '
-      f'{steps} steps/epoch of {config.batch_size}')
-  _, records = fit(config, run_dir, built, split['train'], resume,
-                   validation(config, built, split['val']), log)
-  main = parallel.is_main()
-  if records and main:
-    plots.curves(records, run_dir / rundir.CURVES)
-  trained = restore(run_dir)
-  if trained.checkpoint == 'best':
-    best = next(r for r in records if r['epoch'] == trained.epoch)
-    log(f'best:    epoch {trained.epoch} ({config.checkpoint.best_metric} '
-        f'{best[config.checkpoint.best_metric]:.4f}); Grad-CAM, feature maps and the test '
-        f'report use its weights')
-  if main:
-    alone = dataclasses.replace(trained, variables=parallel.local(trained.variables))
-    feature_maps(alone, [p for p, _ in test_picks(alone, config.features.num_images)])
-    explain_test_images(alone, config.gradcam.num_images)
-  return evaluate(trained)
+  with rundir.lock(run_dir, parallel.is_main()):
+    if not resume and parallel.is_main():
+      start_run(run_dir, config, prepared)
+    labels = setup.phases[0].labels
+    log(f'train:   {sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter '
+        f'tensors trainable; {len(jax.devices())} {jax.devices()[0].platform} device(s); '
+        f'{steps} steps/epoch of {config.batch_size}')
+    _, records = fit(config, run_dir, setup, split['train'], resume,
+                     validation(config, setup, split['val']), log)
+    main = parallel.is_main()
+    if records and main:
+      plots.curves(records, run_dir / rundir.CURVES)
+    trained = restore(run_dir)
+    if trained.checkpoint == 'best':
+      best = next(r for r in records if r['epoch'] == trained.epoch)
+      log(f'best:    epoch {trained.epoch} ({config.checkpoint.best_metric} '
+          f'{best[config.checkpoint.best_metric]:.4f}); Grad-CAM, feature maps and the test '
+          f'report use its weights')
+    if main:
+      alone = dataclasses.replace(trained, variables=parallel.local(trained.variables))
+      feature_maps(alone, [p for p, _ in test_picks(alone, config.features.num_images)])
+      explain_test_images(alone, config.gradcam.num_images)
+    return evaluate(trained)

@@ -4,17 +4,26 @@ Blocks are the outermost tapped modules of the backbone (EfficientNet's MBConv
 blocks, ResNet's bottlenecks, Inception's mixed layers...), read from the same
 taps Grad-CAM differentiates against, in the order the model calls them.
 """
+import functools
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 from flax import traverse_util  # pylint: disable=wrong-import-position
 
 from research.models import call_order  # pylint: disable=wrong-import-position
 from research.models.layers import TAP  # pylint: disable=wrong-import-position
+
+
+@functools.lru_cache(maxsize=8)
+def _rank(model, size: int) -> dict:
+  """{module path: its place in the model's call order} (traced once per model and size)."""
+  return {path: i for i, path in
+          enumerate(call_order(model, jax.ShapeDtypeStruct((1, size, size, 3), np.uint8)))}
 
 
 def block_activations(model, variables, image: np.ndarray) -> dict:
@@ -23,7 +32,7 @@ def block_activations(model, variables, image: np.ndarray) -> dict:
   taps = {k.removesuffix('/' + TAP): np.asarray(v[0]) for k, v in
           traverse_util.flatten_dict(state['intermediates'], sep='/').items()}
   blocks = [k for k in taps if not any(k.startswith(o + '/') for o in taps)]
-  rank = {path: i for i, path in enumerate(call_order(model, image[None]))}
+  rank = _rank(model, image.shape[0])
   return {k: taps[k] for k in sorted(blocks, key=rank.__getitem__)}
 
 

@@ -9,7 +9,7 @@ from research.data import load_image
 from research.explain.features import block_activations, save_grid
 from research.explain.gradcam import gradcam
 from research.explain.overlay import save_overlay
-from research.models import get_spec, input_size, probabilities
+from research.models import get_spec, input_size
 
 
 def output_names(paths) -> list[str]:
@@ -25,8 +25,8 @@ def explain_files(run, paths, labels=None, layer: str = '', target: int | None =
   images = np.stack([load_image(p, input_size(run.config)) for p in paths])
   targets = None if target is None else np.full(len(paths), target)
   cams, logits, targets = gradcam(run.model, jax.device_get(run.variables), images, layer,
-                                  run.binary, targets)
-  probs = np.asarray(probabilities(logits, run.binary))
+                                  run.task, targets)
+  probs = np.asarray(run.task.probabilities(logits))
   written = []
   for i, (path, name) in enumerate(zip(paths, output_names(paths))):
     truth = '' if labels is None else f'true {run.class_names[labels[i]]} | '

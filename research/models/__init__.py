@@ -2,8 +2,8 @@
 from research.config import ConfigError
 from research.models.classifier import Classifier, Head
 from research.models.layers import call_order
-from research.models.outputs import loss_and_accuracy, probabilities
 from research.models.registry import MODELS, ModelSpec
+from research.models.task import Task
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -4,97 +4,87 @@ What to validate on is the caller's: `fit` takes a `validate(variables) -> {metr
 value}` function (val_loss, val_accuracy, val_balanced_accuracy), keeps the best
 epoch's weights by `checkpoint.best_metric`, stops early after `checkpoint.patience`
 epochs without a better one, and returns the history.
+
+Nothing in the step loop waits for the devices: the step adds its metrics to the epoch's
+sums on device, the next batch is put on the devices while the current step runs, and
+values are read back only at log steps, checkpoints and the epoch's end, where a
+non-finite step is caught before anything is saved. Checkpoints are written in the
+background. SIGTERM or SIGUSR1 (a cluster's preemption notice) finishes the step,
+checkpoints and stops with `Preempted`.
 """
+import collections
+import contextlib
 import dataclasses
+import signal
 import sys
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from research import parallel, rundir
 from research.config import ConfigError
 from research.data import train_batches
 from research.errors import UserError
-from research.models import create_model, input_size
-from research.train import checkpoint, feature_cache
+from research.models import Task, create_model, input_size
+from research.train import feature_cache
+from research.train.checkpoint import Checkpoints, best_epoch, model_architecture
 from research.train.feature_cache import FeatureCache
 from research.train.freeze import TRAINABLE, Phase
 from research.train.history import History
 from research.train.state import TrainState, create_train_state
-from research.train.step import class_weights, make_train_step
+from research.train.step import class_weights, make_train_step, with_totals, zero_totals
+
+PREEMPTED_EXIT = 75  # EX_TEMPFAIL: try again (resume)
 
 
 class TrainingError(UserError, RuntimeError):
   """Training cannot go on (e.g. the loss is no longer finite)."""
 
 
+class Preempted(Exception):
+  """A preemption notice stopped training after a checkpoint; resuming continues it."""
+
+  def __init__(self, signal_name: str, epoch: int, step: int, checkpoint_dir: Path):
+    super().__init__(f'{signal_name}: stopped at epoch {epoch}, step {step}; checkpoint '
+                     f'{checkpoint_dir} written')
+    self.checkpoint_dir = checkpoint_dir
+
+
 @dataclasses.dataclass
-class Built:
+class Setup:
   """A model and its replicated train state, ready to train."""
   model: object
+  task: Task
   state: TrainState
   phases: list[Phase]
   mesh: object
-  binary: bool
   steps: int  # per epoch
-  identity: dict  # what checkpoints record of the model (research.train.checkpoint)
+  architecture: dict  # what checkpoints record of the model (research.train.checkpoint)
 
 
-def build(config, num_classes: int, steps: int, log=print) -> Built:
-  binary = num_classes == 2
-  model = create_model(config.model, 1 if binary else num_classes)
+def build(config, num_classes: int, steps: int, log=print) -> Setup:
+  task = Task(num_classes)
+  model = create_model(config.model, task.outputs)
   mesh = parallel.make_mesh()
   if config.batch_size % len(jax.devices()):
     raise ConfigError(f'batch_size {config.batch_size} must be a multiple of the device count '
                       f'{len(jax.devices())} ({jax.process_count()} process(es)): change '
                       f'--config.batch_size')
   state, phases = create_train_state(model, config, steps, jax.random.key(config.seed), log)
-  return Built(model, parallel.replicate(state, mesh), phases, mesh, binary, steps,
-               checkpoint.model_identity(config, 1 if binary else num_classes))
+  return Setup(model, task, parallel.replicate(state, mesh), phases, mesh, steps,
+               model_architecture(config, task.outputs))
 
 
-def zero_totals() -> dict:
-  return {k: jnp.float32(0) for k in ('loss', 'accuracy', 'finite_steps')}
-
-
-@jax.jit
-def accumulate(totals, metrics):
-  """Running sums of a step's metrics over the steps whose loss and gradients are finite
-  (one dispatch per step, on device: nothing waits for the step to finish)."""
-  ok = metrics['finite']
-  return {'loss': totals['loss'] + jnp.where(ok, metrics['loss'], 0.0),
-          'accuracy': totals['accuracy'] + jnp.where(ok, metrics['accuracy'], 0.0),
-          'finite_steps': totals['finite_steps'] + ok.astype(jnp.float32)}
-
-
-class NonFiniteGuard:
-  """Stops the run at a step with a non-finite loss or gradient (unless they are skipped)."""
-
-  def __init__(self, config, mngr):
-    self.stop, self.mngr, self.last_loss = config.on_nonfinite == 'stop', mngr, None
-
-  def check(self, step: int, metrics) -> None:
-    if bool(metrics['finite']):
-      self.last_loss = float(metrics['loss'])
-      return
-    if self.stop:
-      kept = self.mngr.latest_step()
-      kept = (f'the last good checkpoint {self.mngr.directory / str(kept)} is kept'
-              if kept is not None else 'there is no checkpoint yet')
-      last = 'none' if self.last_loss is None else f'{self.last_loss:.6g}'
-      raise TrainingError(
-          f'loss or gradient is {float(metrics["loss"])} at step {step} (last finite loss '
-          f'{last}); {kept}: lower --config.optimizer.learning_rate, or set '
-          f'--config.on_nonfinite=skip')
-
-
-def position(epoch: int, step: int, totals, data_state, identity: dict) -> dict:
-  """What a checkpoint records besides the state: see research.train.checkpoint."""
-  return {'epoch': epoch, 'step': step, 'identity': identity, 'data': data_state,
-          'totals': None if totals is None else {k: float(v) for k, v in totals.items()}}
+def progress_record(epoch: int, step: int, totals=None, data_state=None) -> dict:
+  """Where training stands, as a checkpoint records it: `step` steps of `epoch` done, the
+  epoch's running sums, the data iterator's position."""
+  return {'epoch': epoch, 'step': step, 'data': data_state,
+          'totals': None if totals is None else {k: v.item() for k, v in
+                                                 jax.device_get(totals).items()}}
 
 
 def variables(state) -> dict:
@@ -109,14 +99,202 @@ def phase_at(phases: list[Phase], epoch: int) -> int:
 def stopped_early(records: list[dict], checkpoint_config) -> int | None:
   """The best epoch, if `patience` epochs have passed without a better one since (None before
   the first epoch or without validation)."""
-  best = checkpoint.best_epoch(records, checkpoint_config.best_metric)
+  best = best_epoch(records, checkpoint_config.best_metric)
   patience = checkpoint_config.patience
   if patience and best is not None and records[-1]['epoch'] - best >= patience:
     return best
   return None
 
 
-def fit(config, run_dir: Path, built: Built, train_records, resume: bool, validate=None,
+def on_devices(batches, mesh):
+  """(batch on the devices, the data iterator's state after it), one batch ahead: the next
+  batch is copied while the current step runs."""
+  queue = collections.deque()
+
+  def put() -> None:
+    batch = next(batches, None)
+    if batch is not None:
+      queue.append((parallel.shard_batch(batch, mesh), batches.get_state()))
+
+  put()
+  while queue:
+    put()
+    yield queue.popleft()
+
+
+class PreemptionNotice:
+  """SIGTERM or SIGUSR1 while training: `received` becomes the signal's name. With several
+  processes, JAX's preemption service agrees on the step at which all of them stop."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+  def __init__(self):
+    self.received, self.previous = None, {}
+
+  def __enter__(self):
+    for sig in self.SIGNALS:
+      with contextlib.suppress(ValueError):  # not the main thread: no handlers
+        self.previous[sig] = signal.signal(sig, self.notice)
+    return self
+
+  def notice(self, signum, frame) -> None:
+    del frame
+    self.received = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self.previous.items():
+      signal.signal(sig, handler)
+
+  def reached(self, global_step: int) -> bool:
+    if jax.process_count() > 1:
+      if multihost_utils.reached_preemption_sync_point(global_step):
+        self.received = self.received or 'preemption notice'
+        return True
+      return False
+    return self.received is not None
+
+
+class Training:
+  """One run's training: its step for the current phase, checkpoints, history and data."""
+
+  def __init__(self, config, run_dir: Path, setup: Setup, train_records, validate, log):
+    self.config, self.setup, self.validate, self.log = config, setup, validate, log
+    self.run_dir, self.records, self.cache = Path(run_dir), train_records, None
+    self.checkpoints = Checkpoints(run_dir, config.checkpoint.keep, setup.architecture)
+    self.weights = class_weights(config.loss.class_weights, [l for _, l in train_records],
+                                 setup.task.num_classes)
+    self.rng = jax.random.key(config.seed + 1)
+    self.phase, self.step_fn = None, None
+    # at a terminal the bar shows the loss at log steps; in a log, a plain line there
+    self.log_every = config.log_every_steps
+    self.plain_lines = not sys.stderr.isatty()
+
+  def set_phase(self, epoch: int) -> None:
+    """The step of the phase `epoch` is in, compiled at the phase's first epoch."""
+    phases = self.setup.phases
+    if self.phase == (now := phase_at(phases, epoch)):
+      return
+    self.phase = now
+    labels = phases[now].labels
+    self.step_fn = jax.jit(with_totals(make_train_step(
+        labels, self.setup.task, self.config.on_nonfinite == 'skip', self.weights,
+        self.config.loss.label_smoothing)), donate_argnums=(0, 1))
+    if len(phases) > 1:
+      self.log(f'phase {now + 1}/{len(phases)} from epoch {phases[now].epoch}: '
+               f'{sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter '
+               f'tensors trainable, learning rate x {phases[now].lr_factor:g}')
+
+  def check_finite(self, totals) -> None:
+    """Stops at a non-finite step (unless they are skipped), before anything is saved."""
+    if self.config.on_nonfinite != 'stop':
+      return
+    bad = int(totals['first_nonfinite'])
+    if not bad:
+      return
+    self.checkpoints.wait()
+    kept = self.checkpoints.latest_step()
+    kept = (f'the last good checkpoint {self.checkpoints.path(kept)} is kept'
+            if kept is not None else 'there is no checkpoint yet')
+    last = float(totals['last_finite_loss'])
+    last = 'none' if last != last else f'{last:.6g}'  # NaN: no finite step before it
+    raise TrainingError(
+        f'loss or gradient is {float(totals["nonfinite_loss"])} at step {bad} (last finite '
+        f'loss {last}); {kept}: lower --config.optimizer.learning_rate, or set '
+        f'--config.on_nonfinite=skip')
+
+  def train_epoch(self, state, epoch: int, done: int, totals, data_state, notice):
+    """Steps `done`+1 .. of `epoch` (`totals` and the data iterator's `data_state` as they
+    stood after `done`); returns (state, totals)."""
+    config, setup, steps = self.config, self.setup, self.setup.steps
+    shard = (jax.process_index(), jax.process_count())
+    batches = iter(self.cache.batches(epoch, shard) if self.cache else train_batches(
+        self.records, epoch, config.data, input_size(config), config.batch_size, config.seed,
+        shard))
+    if data_state is not None:
+      batches.set_state(data_state)
+    save_every = config.checkpoint.every_steps
+    with tqdm(total=steps, initial=done, desc=f'epoch {epoch}/{config.num_epochs}',
+              unit='step', disable=None) as bar:
+      for step, (batch, data_after) in enumerate(on_devices(batches, setup.mesh), done + 1):
+        global_step = (epoch - 1) * steps + step
+        state, totals = self.step_fn(state, totals, batch, self.rng, jnp.int32(global_step))
+        bar.update()
+        if self.log_every and step % self.log_every == 0 and step < steps:
+          self.check_finite(totals)
+          self.show(bar, epoch, step, totals)
+        preempted = notice.reached(global_step)
+        if (save_every and global_step % save_every == 0 and step < steps) or preempted:
+          self.check_finite(totals)
+          self.checkpoints.save(global_step, state,
+                                progress_record(epoch, step, totals, data_after))
+        if preempted:
+          self.checkpoints.wait()
+          raise Preempted(notice.received, epoch, step, self.checkpoints.path(global_step))
+    return state, totals
+
+  def show(self, bar, epoch: int, step: int, totals) -> None:
+    finite = max(float(totals['finite_steps']), 1)
+    loss, accuracy = float(totals['loss']) / finite, float(totals['accuracy']) / finite
+    bar.set_postfix(loss=f'{loss:.4f}', acc=f'{accuracy:.3f}')
+    if self.plain_lines:
+      self.log(f'epoch {epoch} step {step}/{self.setup.steps}: loss {loss:.4f} acc '
+               f'{accuracy:.3f}')
+
+  def fit(self, resume: bool) -> tuple[TrainState, list[dict]]:
+    config, setup, steps = self.config, self.setup, self.setup.steps
+    state, start = setup.state, progress_record(1, 0)
+    if resume and self.checkpoints.latest_step() is not None:
+      restored = self.checkpoints.restore(state, self.log)
+      if restored is not None:
+        state, start = restored
+        self.log(f'resumed: from checkpoint {self.checkpoints.latest_step()}: epoch '
+                 f'{start["epoch"]}, step {start["step"]}/{steps}')
+    history = History(self.run_dir / rundir.METRICS, self.run_dir / rundir.TENSORBOARD,
+                      start['epoch'] - 1, writes=parallel.is_main())
+    self.cache = (FeatureCache(config, setup.model, setup.task, variables(state), setup.mesh,
+                               self.records, self.run_dir, self.log)
+                  if feature_cache.wanted(config, setup.phases) else None)
+    metric, last_finite = config.checkpoint.best_metric, jnp.float32(jnp.nan)
+    with PreemptionNotice() as notice, contextlib.closing(history):
+      for epoch in range(start['epoch'], config.num_epochs + 1):
+        if best := stopped_early(history.records, config.checkpoint):
+          self.log(f'stopped: no better {metric} for {config.checkpoint.patience} epochs since '
+                   f'epoch {best} (checkpoint.patience)')
+          break
+        self.set_phase(epoch)
+        began = time.time()
+        done, totals, data_state = 0, {**zero_totals(), 'last_finite_loss': last_finite}, None
+        if epoch == start['epoch'] and start['step']:
+          done, data_state = start['step'], start['data']
+          totals = {k: jnp.asarray(v, zero_totals()[k].dtype) for k, v in
+                    {**jax.device_get(totals), **start['totals']}.items()}
+        state, totals = self.train_epoch(state, epoch, done, totals, data_state, notice)
+        self.check_finite(totals)
+        last_finite = totals['last_finite_loss']
+        train_seconds = time.time() - began
+        counted = float(totals['finite_steps'])
+        record = {'epoch': epoch, 'train_loss': float(totals['loss']) / max(counted, 1),
+                  'train_accuracy': float(totals['accuracy']) / max(counted, 1),
+                  'skipped_steps': steps - int(counted)}
+        if self.validate is not None:
+          record.update(self.validate(variables(state)))
+        record.update(train_images_per_s=(steps - done) * config.batch_size / train_seconds,
+                      seconds=time.time() - began)
+        history.append(record)
+        if self.validate is not None and best_epoch(history.records, metric) == epoch:
+          self.checkpoints.save_best(epoch, variables(state))
+        self.checkpoints.save(epoch * steps, state, progress_record(epoch + 1, 0))
+        self.log(f'epoch {epoch}: train loss {record["train_loss"]:.4f} acc '
+                 f'{record["train_accuracy"]:.4f}'
+                 + (f' | val loss {record["val_loss"]:.4f} acc {record["val_accuracy"]:.4f}'
+                    if self.validate is not None else '')
+                 + f' | {record["train_images_per_s"]:.1f} img/s'
+                 + (f' | {record["skipped_steps"]} non-finite steps skipped'
+                    if record['skipped_steps'] else ''))
+    return state, history.records
+
+
+def fit(config, run_dir: Path, setup: Setup, train_records, resume: bool, validate=None,
         log=print) -> tuple[TrainState, list[dict]]:
   """Trains to `config.num_epochs` (from the last checkpoint if `resume`); returns the final
   state and the per-epoch records (metrics.jsonl).
@@ -125,92 +303,9 @@ def fit(config, run_dir: Path, built: Built, train_records, resume: bool, valida
   data iterator's position and the epoch's running metric sums. At a phase change
   the step is rebuilt for the phase's trainable set.
   """
-  state, steps, mesh = built.state, built.steps, built.mesh
-  mngr = checkpoint.manager(run_dir, config.checkpoint.keep)
-  best_mngr, metric = checkpoint.best_manager(run_dir), config.checkpoint.best_metric
-  num_classes = 2 if built.binary else built.identity['outputs']
-  weights = class_weights(config.loss.class_weights, [l for _, l in train_records], num_classes)
-  if weights:
-    log(f'loss:    class weights {", ".join(f"{w:.3g}" for w in weights)}')
-  at = position(1, 0, None, None, built.identity)
-  if resume and mngr.latest_step() is not None:
-    state, at = checkpoint.restore(mngr, state, built.identity)
-    log(f'resumed: from checkpoint {mngr.latest_step()}: epoch {at["epoch"]}, step '
-        f'{at["step"]}/{steps}')
-  history = History(run_dir / rundir.METRICS, run_dir / rundir.TENSORBOARD, at['epoch'] - 1,
-                    writes=parallel.is_main())
-  guard = NonFiniteGuard(config, mngr)
-  rng = jax.random.key(config.seed + 1)
-  size, every, phase = input_size(config), config.checkpoint.every_steps, None
-  cache = (FeatureCache(config, built.model, variables(state), train_records, size, run_dir, log)
-           if feature_cache.wanted(config, built.phases) else None)
-  # at a terminal the bar shows the loss; in a log, a plain line every N steps
-  plain_every = 0 if sys.stderr.isatty() else config.log_every_steps
-
-  for epoch in range(at['epoch'], config.num_epochs + 1):
-    if best := stopped_early(history.records, config.checkpoint):
-      log(f'stopped: no better {metric} for {config.checkpoint.patience} epochs since epoch '
-          f'{best} (checkpoint.patience)')
-      break
-    if phase != (now := phase_at(built.phases, epoch)):
-      phase = now
-      labels = built.phases[phase].labels
-      train_step = jax.jit(make_train_step(labels, built.binary, config.on_nonfinite == 'skip',
-                                           weights, config.loss.label_smoothing),
-                           donate_argnums=0)
-      if len(built.phases) > 1:
-        log(f'phase {phase + 1}/{len(built.phases)} from epoch {built.phases[phase].epoch}: '
-            f'{sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter tensors '
-            f'trainable, learning rate x {built.phases[phase].lr_factor:g}')
-    began = time.time()
-    shard = (jax.process_index(), jax.process_count())
-    batches = iter(cache.batches(epoch, shard) if cache else train_batches(
-        train_records, epoch, config.data, size, config.batch_size, config.seed, shard))
-    done, totals = 0, zero_totals()
-    if epoch == at['epoch'] and at['step']:
-      batches.set_state(at['data'])
-      done, totals = at['step'], {k: jnp.float32(v) for k, v in at['totals'].items()}
-    previous = None  # (global step, metrics), checked once the next step is queued
-    with tqdm(total=steps, initial=done, desc=f'epoch {epoch}/{config.num_epochs}',
-              unit='step', disable=None) as bar:
-      for step in range(done + 1, steps + 1):
-        state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh), rng)
-        totals = accumulate(totals, metrics)
-        if previous is not None:
-          guard.check(*previous)
-          loss, accuracy = float(previous[1]['loss']), float(previous[1]['accuracy'])
-          bar.set_postfix(loss=f'{loss:.4f}', acc=f'{accuracy:.3f}')
-          if plain_every and (step - 1) % plain_every == 0:
-            log(f'epoch {epoch} step {step - 1}/{steps}: loss {loss:.4f} acc {accuracy:.3f}')
-        previous = ((epoch - 1) * steps + step, metrics)
-        bar.update()
-        if every and previous[0] % every == 0 and step < steps:
-          guard.check(*previous)
-          checkpoint.save(mngr, previous[0], state,
-                          position(epoch, step, totals, batches.get_state(), built.identity))
-    if previous is not None:
-      guard.check(*previous)
-    train_seconds = time.time() - began
-    counted = float(totals['finite_steps'])
-    record = {'epoch': epoch, 'train_loss': float(totals['loss']) / max(counted, 1),
-              'train_accuracy': float(totals['accuracy']) / max(counted, 1),
-              'skipped_steps': steps - int(counted)}
-    if validate is not None:
-      record.update(validate(variables(state)))
-    record.update(train_images_per_s=(steps - done) * config.batch_size / train_seconds,
-                  seconds=time.time() - began)
-    history.append(record)
-    if validate is not None and checkpoint.best_epoch(history.records, metric) == epoch:
-      checkpoint.save_best(best_mngr, epoch, variables(state), built.identity)
-    checkpoint.save(mngr, epoch * steps, state, position(epoch + 1, 0, None, None,
-                                                         built.identity))
-    log(f'epoch {epoch}: train loss {record["train_loss"]:.4f} acc {record["train_accuracy"]:.4f}'
-        + (f' | val loss {record["val_loss"]:.4f} acc {record["val_accuracy"]:.4f}'
-           if validate is not None else '')
-        + f' | {record["train_images_per_s"]:.1f} img/s'
-        + (f' | {record["skipped_steps"]} non-finite steps skipped'
-           if record['skipped_steps'] else ''))
-  history.close()
-  mngr.close()
-  best_mngr.close()
-  return state, history.records
+  training = Training(config, run_dir, setup, train_records, validate, log)
+  try:
+    return training.fit(resume)
+  finally:
+    training.checkpoints.wait()
+    training.checkpoints.close()

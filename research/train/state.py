@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.training import train_state
 
-from research import weights
+from research import rundir, weights
 from research.config import ConfigError
 from research.models import call_order, get_spec, input_size
 from research.train import checkpoint
@@ -51,33 +51,27 @@ def pretrained_file(config, log=print):
 
 
 def from_run(variables: dict, config, log) -> dict:
-  """`variables` with a finished run's weights: the backbone must be the same model; what
-  `model.dont_load` matches (the head) is loaded where its shapes agree, else kept as
-  initialised (a head for other classes or widths)."""
+  """`variables` with a finished run's weights (its best checkpoint): the backbone must be
+  the same model; what `model.dont_load` matches (the head) is loaded where its shapes
+  agree, else kept as initialised (a head for other classes or widths)."""
   run_dir = Path(config.model.init_from)
-  theirs = checkpoint.restore_run(run_dir)
-  name = theirs.config.model.name
+  name = rundir.load_config(run_dir).model.name
   if name != config.model.name:
     raise ConfigError(f'model.init_from {run_dir} holds a {name}, but this config builds a '
                       f'{config.model.name}: set --config.model.name={name}, or start from a '
                       f'run of {config.model.name}')
+  theirs, _, _ = checkpoint.restore_variables(run_dir)
+  theirs, mine = flat(theirs), flat(variables)
   skip = [re.compile(p) for p in config.model.dont_load]
-  mine, source = flat(variables), flat(jax.device_get(theirs.variables))
-  kept = []
-  for path, value in mine.items():
-    if path in source and source[path].shape == value.shape:
-      mine[path] = np.asarray(source[path])
-    elif any(r.fullmatch(path.split('/', 1)[1]) for r in skip):
-      kept.append(path)
-    else:
-      theirs_shape = source[path].shape if path in source else 'nothing'
-      raise ConfigError(f'model.init_from {run_dir}: {path} is {value.shape} here but '
-                        f'{theirs_shape} there: the backbones differ (data.image_size?); start '
-                        f'from a run with the same model and image size')
-  log(f'init:    weights from {run_dir}' + (f'; {len(kept)} head tensors of another shape '
-                                             f'initialised anew' if kept else ''))
-  loaded = unflat(mine)
-  return {'params': loaded['params'], 'batch_stats': loaded.get('batch_stats', {})}
+  other_shape = [p for p, v in mine.items() if any(r.fullmatch(p.split('/', 1)[1]) for r in skip)
+                 and p in theirs and theirs[p].shape != v.shape]
+  log(f'init:    weights from {run_dir}' + (f'; {len(other_shape)} head tensors of another '
+                                             f'shape initialised anew' if other_shape else ''))
+  return weights.merge_params(theirs, variables, [re.escape(p.split('/', 1)[1])
+                                                  for p in other_shape],
+                              f'model.init_from {run_dir}', 'the backbones differ '
+                              '(data.image_size?): start from a run with the same model and '
+                              'image size')
 
 
 def module_order(model, config) -> list[str]:

@@ -1,12 +1,12 @@
-"""The jitted train step, data-parallel over every device (see research.parallel), and the
-training objective's class weights."""
+"""The train step, data-parallel over every device (see research.parallel), its running
+metric sums kept on device, and the training objective's class weights."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from research.config import ConfigError
-from research.models import loss_and_accuracy
+from research.models import Task
 from research.train.freeze import (backbone_is_frozen, frozen_batchnorm_in_inference_mode,
                                    frozen_batchnorm_paths, partition, unflat)
 
@@ -30,7 +30,7 @@ def class_weights(spec: str, train_labels, num_classes: int) -> tuple[float, ...
   return weights
 
 
-def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False,
+def make_train_step(labels: dict, task: Task, skip_nonfinite: bool = False,
                     weights: tuple[float, ...] | None = None, label_smoothing: float = 0.0):
   """Differentiates only trainable parameters; frozen BatchNorm runs in inference mode.
   The loss is weighted by class `weights` and smoothed by `label_smoothing`.
@@ -62,14 +62,14 @@ def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False,
         with frozen_batchnorm_in_inference_mode(frozen_bn):
           logits, updates = state.apply_fn(model_vars, batch['image'], train=True,
                                            rngs={'dropout': rng}, mutable=['batch_stats'])
-      loss, accuracy = loss_and_accuracy(logits, batch['label'], binary, weights,
-                                         label_smoothing)
+      loss, accuracy = task.loss_and_accuracy(logits, batch['label'], weights, label_smoothing)
       return loss, (accuracy, updates.get('batch_stats', state.batch_stats))
 
     (loss, (accuracy, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
     finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
         [jnp.isfinite(g).all() for g in jax.tree.leaves(grads)]))
-    grads = unflat({**grads, **{p: jnp.zeros_like(v) for p, v in frozen.items()}})
+    # frozen leaves only complete the tree: the optimizer's set_to_zero ignores them
+    grads = unflat({**grads, **frozen})
     new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
     if skip_nonfinite:
       new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
@@ -77,3 +77,28 @@ def make_train_step(labels: dict, binary: bool, skip_nonfinite: bool = False,
 
   return train_step
 
+
+
+def zero_totals() -> dict:
+  """An epoch's running sums (over finite steps) and its first non-finite step (0: none)."""
+  return {'loss': jnp.float32(0), 'accuracy': jnp.float32(0), 'finite_steps': jnp.float32(0),
+          'first_nonfinite': jnp.int32(0), 'nonfinite_loss': jnp.float32(0),
+          'last_finite_loss': jnp.float32(jnp.nan)}
+
+
+def with_totals(train_step):
+  """`train_step` that also adds its metrics to the epoch's `totals`, on device, in the same
+  dispatch: (state, totals, batch, rng, step) -> (state, totals). Nothing is read back."""
+  def step_and_sum(state, totals, batch, rng, step):
+    state, metrics = train_step(state, batch, rng)
+    ok, loss = metrics['finite'], metrics['loss']
+    first = (totals['first_nonfinite'] == 0) & ~ok
+    return state, {
+        'loss': totals['loss'] + jnp.where(ok, loss, 0.0),
+        'accuracy': totals['accuracy'] + jnp.where(ok, metrics['accuracy'], 0.0),
+        'finite_steps': totals['finite_steps'] + ok.astype(jnp.float32),
+        'first_nonfinite': jnp.where(first, step, totals['first_nonfinite']),
+        'nonfinite_loss': jnp.where(first, loss, totals['nonfinite_loss']),
+        'last_finite_loss': jnp.where(ok & (totals['first_nonfinite'] == 0), loss,
+                                      totals['last_finite_loss'])}
+  return step_and_sum

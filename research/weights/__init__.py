@@ -3,7 +3,7 @@ from flax import traverse_util
 
 from research.weights.files import WeightFile, WeightFileError, resolve
 from research.weights.formats import KerasH5, TorchStateDict
-from research.weights.port import PortError, load_into, port_state_dict, read_torch_file
+from research.weights.port import PortError, merge_params, port_state_dict, read_torch_file
 
 
 def load_pretrained(variables: dict, spec, path: str | None = None,
@@ -27,4 +27,4 @@ def pretrained_file(spec, path: str | None = None, log=print):
 def load_file(variables: dict, spec, path, dont_load=()) -> dict:
   """`load_pretrained` from a given file, unchecked, ported by the spec's weight format."""
   paths = set(traverse_util.flatten_dict(variables, sep='/'))
-  return load_into(variables, spec.weight_format.port(path, paths), dont_load)
+  return merge_params(spec.weight_format.port(path, paths), variables, dont_load)

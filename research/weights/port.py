@@ -62,30 +62,34 @@ def port_state_dict(state: dict[str, np.ndarray], table) -> dict[str, np.ndarray
   return ported
 
 
-def load_into(variables: dict, ported: dict[str, np.ndarray],
-              dont_load: Iterable[str] = ()) -> dict:
-  """Replaces `variables` leaves with `ported` ones, except paths matching `dont_load`.
-
-  Both sides must cover the same leaves with the same shapes (outside `dont_load`).
-  """
+def merge_params(loaded: dict, init: dict, dont_load: Iterable[str] = (),
+                 source: str = 'weight file',
+                 hint: str = 'the file is for another architecture') -> dict:
+  """`init` (a tree of collections) with the leaves of `loaded` ({'params/backbone/...':
+  array}, or a tree), except the paths `dont_load` matches (regexes over the path after
+  its collection, e.g. 'head/.*'), which keep their initial values (big_vision's
+  merge_params). A leaf on one side only, or of another shape, outside `dont_load`, is an
+  error naming it, the `source` and the `hint`."""
   skip = [re.compile(p) for p in dont_load]
   skipped = lambda path: any(p.fullmatch(path.split('/', 1)[1]) for p in skip)
-  flat = traverse_util.flatten_dict(variables, sep='/')
-  for path, value in ported.items():
+  flat = traverse_util.flatten_dict(init, sep='/')
+  if not all(isinstance(k, str) for k in loaded):
+    loaded = traverse_util.flatten_dict(loaded, sep='/')
+  for path, value in loaded.items():
     if skipped(path):
       continue
     if path not in flat:
-      raise PortError(f'weight file has {path} {value.shape} but the model has no such '
-                      f'variable: the file is for another architecture')
-    if flat[path].shape != value.shape:
-      raise PortError(f'{path}: weight file has shape {value.shape}, model has '
-                      f'{flat[path].shape}: the file is for another architecture or size')
+      raise PortError(f'{source} has {path} {np.shape(value)} but the model has no such '
+                      f'variable: {hint}')
+    if flat[path].shape != np.shape(value):
+      raise PortError(f'{path}: {source} has shape {np.shape(value)}, model has '
+                      f'{flat[path].shape}: {hint}')
     flat[path] = np.asarray(value, dtype=flat[path].dtype)
-  missing = [p for p in flat if p not in ported and not skipped(p)]
+  missing = [p for p in flat if p not in loaded and not skipped(p)]
   if missing:
-    raise PortError(f'weight file lacks {missing[0]} (and {len(missing) - 1} more): '
-                    f'the file is for another architecture')
-  return traverse_util.unflatten_dict(flat, sep='/')
+    raise PortError(f'{source} lacks {missing[0]} (and {len(missing) - 1} more): {hint}')
+  merged = traverse_util.unflatten_dict(flat, sep='/')
+  return {k: merged.get(k, {}) for k in init}  # an empty collection (no batch_stats) stays
 
 
 def flax_module_path(source_module: str, table) -> str | None:
