@@ -1,4 +1,4 @@
-"""PNG figures: training curves, ROC curves, confusion matrix, runs compared."""
+"""PNG figures: training curves, ROC curves, confusion matrix, runs compared, learning curves."""
 from pathlib import Path
 
 import matplotlib
@@ -76,4 +76,24 @@ def comparison(names: list[str], test_accuracy: list[float], histories: list[lis
   axes[1].legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
+  plt.close(fig)
+
+
+def learning_curves(curves: dict, path: Path) -> None:
+  """Validation accuracy against train images per class (log x), per model: the measured
+  means with std error bars, the fitted curve solid over the measured range and dashed on
+  to 4× the data. `curves`: {model: ((n, mean, std) arrays, fitted: n -> accuracy)}."""
+  fig, ax = plt.subplots(figsize=(7, 4.8))
+  for (name, ((n, mean, std), fitted)), color in zip(curves.items(), plt.cm.tab10.colors * 9):
+    ax.errorbar(n, mean, std, fmt='o', color=color, capsize=3, label=name)
+    inside, beyond = np.geomspace(n.min(), n.max(), 100), np.geomspace(n.max(), 4 * n.max(), 50)
+    ax.plot(inside, fitted(inside), '-', color=color)
+    ax.plot(beyond, fitted(beyond), '--', color=color)
+  ax.set_xscale('log')
+  ax.set(xlabel='train images per class', ylabel='val accuracy',
+         title='learning curve (fit solid, extrapolation to 4× dashed)')
+  ax.grid(alpha=0.3, which='both')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
   plt.close(fig)

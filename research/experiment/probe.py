@@ -18,8 +18,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from research.config import ConfigError
-from research.experiment.prepare import prepare, write_leaks
 from research import parallel
+from research.experiment.prepare import Prepared, prepare, write_leaks
 from research.inference import inference_of
 from research.models import Task, create_model, get_spec
 from research.train.state import init_variables, pretrained_file
@@ -28,8 +28,14 @@ COLUMNS = ('rank', 'model', 'weights', 'val accuracy', 'val balanced accuracy', 
            'features', 'feature time (s)', 'probe time (s)', 'images/s')
 
 
-def probe_one(config, split: dict, log) -> dict:
-  """The probe row of `config.model.name`."""
+def make_probe():
+  """The probe, unfitted: standardised features, then logistic regression."""
+  return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+def frozen_features(config, split: dict, log) -> tuple[dict, dict, float]:
+  """({'train': (N, F), 'val': ...} frozen unaugmented features of `config.model.name`, the
+  same of labels (N,), the seconds the features took)."""
   model = create_model(config.model, 1)
   variables = init_variables(model, config, jax.random.key(config.seed), log)
   mesh = parallel.make_mesh()
@@ -38,10 +44,15 @@ def probe_one(config, split: dict, log) -> dict:
   features = {s: inference.features(split[s], [None], None, config.feature_cache.memory_gb,
                                     f'{config.model.name} {s}')[0]
               for s in ('train', 'val')}
-  feature_seconds = time.time() - began
   labels = {s: np.asarray([label for _, label in split[s]]) for s in ('train', 'val')}
+  return features, labels, time.time() - began
+
+
+def probe_one(config, split: dict, log) -> dict:
+  """The probe row of `config.model.name`."""
+  features, labels, feature_seconds = frozen_features(config, split, log)
   began = time.time()
-  classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+  classifier = make_probe()
   classifier.fit(features['train'], labels['train'])
   predicted = classifier.predict(features['val'])
   images = len(split['train']) + len(split['val'])
@@ -54,23 +65,37 @@ def probe_one(config, split: dict, log) -> dict:
           'probe time (s)': time.time() - began, 'images/s': images / feature_seconds}
 
 
-def probe(config, models: list[str], out: Path, log=print) -> list[dict]:
-  """Ranked rows for `models`, written to out/probe.md and out/probe.csv. Every model's
-  weights are checked before any work."""
+def model_configs(config, models: list[str], log) -> list:
+  """`config` once per model, every model's weights checked (and fetched) before any work;
+  a model without pretrained weights gets random init (a baseline)."""
   for name in models:
     get_spec(name)
-  configs = []  # a model without pretrained weights is probed at random init (a baseline)
+  configs = []
   for name in models:
     c = config.copy_and_resolve_references()
     c.model.name = name
     c.model.pretrained = c.model.pretrained and get_spec(name).weights is not None
     pretrained_file(c, log)
     configs.append(c)
+  return configs
+
+
+def prepare_with_val(config, command: str, log) -> Prepared:
+  """The prepared data; a ConfigError naming `command` (what it does on the validation
+  split) when that split is empty."""
   prepared = prepare(config, log)
+  if not prepared.split['val']:
+    raise ConfigError(f'{command} on the validation split, which is empty: give data.split a '
+                      f'validation share, e.g. --config.data.split=0.7,0.15,0.15')
+  return prepared
+
+
+def probe(config, models: list[str], out: Path, log=print) -> list[dict]:
+  """Ranked rows for `models`, written to out/probe.md and out/probe.csv. Every model's
+  weights are checked before any work."""
+  configs = model_configs(config, models, log)
+  prepared = prepare_with_val(config, 'probe ranks backbones', log)
   split = prepared.split
-  if not split['val']:
-    raise ConfigError('probe ranks backbones on the validation split, which is empty: give '
-                      'data.split a validation share, e.g. --config.data.split=0.7,0.15,0.15')
   rows = [probe_one(c, split, log) for c in configs]
   rows.sort(key=lambda r: -r['val accuracy'])
   for rank, row in enumerate(rows, 1):

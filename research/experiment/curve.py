@@ -1,0 +1,216 @@
+"""Would more images help? Each backbone trained on nested, stratified subsets of the train
+split (several seeds a size) and scored on the whole validation split; a power law, error ≈
+a·n^(-b) + c (n: train images per class), fitted per backbone says what 2× and 4× the data
+would give, and per-class accuracy says which classes gain most.
+
+Mode 'probe' (the default): frozen features once per backbone (as `./run.sh probe`), a
+logistic-regression probe per subset, seconds a point. Mode 'finetune' is wired later, by
+filling in `finetune_points`.
+"""
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import curve_fit
+from sklearn.metrics import balanced_accuracy_score
+
+from research.config import ConfigError
+from research.evaluate import plots
+from research.experiment.prepare import write_leaks
+from research.experiment.probe import frozen_features, make_probe, model_configs, prepare_with_val
+
+FRACTIONS = (0.1, 0.2, 0.35, 0.6, 1.0)
+FLAT = 0.005  # a fitted gain from 2× the data below this: the curve has flattened
+BOOTSTRAPS = 200
+
+
+def fractions(sizes, labels: np.ndarray) -> list[float]:
+  """Ascending fractions of the train split (`labels`), 3 or more: sizes <= 1 are fractions,
+  whole sizes > 1 images per class (over the split's mean per class); None: FRACTIONS."""
+  per_class = len(labels) / len(np.unique(labels))
+  found = set()
+  for size in FRACTIONS if sizes is None else sizes:
+    if not (0 < size <= 1 or size == int(size) and 1 < size <= per_class):
+      raise ConfigError(f'curve size {size} is neither a fraction in (0, 1] of the train split '
+                        f'nor a whole number of images per class up to its {int(per_class)}: '
+                        f'give e.g. --sizes 0.1,0.3,1 or --sizes 5,20,{int(per_class)}')
+    found.add(size if size <= 1 else size / per_class)
+  if len(found) < 3:
+    raise ConfigError(f'curve sizes {list(sizes)} give {len(found)} distinct subsets, too few to '
+                      f'fit a·n^(-b) + c: give 3 or more, e.g. --sizes 0.1,0.3,1')
+  return sorted(found)
+
+
+def nested_subsets(labels: np.ndarray, fractions_: list[float], seed: int) -> list[np.ndarray]:
+  """Indices into `labels`, one array per ascending fraction: per class, the first
+  round(fraction × its images), at least 1, of one random order drawn from `seed`; so each
+  class keeps its share and every subset lies inside the larger ones."""
+  rng = np.random.default_rng(seed)
+  orders = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+  return [np.sort(np.concatenate([o[:max(1, int(f * len(o) + 0.5))] for o in orders]))
+          for f in fractions_]
+
+
+def point(seed: int, train_labels, truth, predicted, class_names, seconds: float) -> dict:
+  """One row: the subset's size and the validation scores of its `predicted` labels."""
+  hit = predicted == truth
+  return {'seed': seed, 'images per class': len(train_labels) / len(class_names),
+          'train images': len(train_labels), 'val accuracy': float(hit.mean()),
+          'val balanced accuracy': float(balanced_accuracy_score(truth, predicted)),
+          **{f'val accuracy {name}': float(hit[truth == c].mean()) if (truth == c).any()
+             else float('nan') for c, name in enumerate(class_names)},
+          'seconds': seconds}
+
+
+def probe_points(features: dict, labels: dict, fractions_, seeds, class_names) -> list[dict]:
+  """A row (`point`) per seed and fraction: the probe fitted on that nested subset of
+  features['train'], scored on all of features['val']."""
+  rows = []
+  for seed in seeds:
+    for index in nested_subsets(labels['train'], fractions_, seed):
+      began = time.time()
+      probe = make_probe().fit(features['train'][index], labels['train'][index])
+      rows.append(point(seed, labels['train'][index], labels['val'],
+                        probe.predict(features['val']), class_names, time.time() - began))
+  return rows
+
+
+def finetune_points(config, split: dict, fractions_, seeds, class_names, log) -> list[dict]:
+  """Mode 'finetune', wired later: the rows `probe_points` gives, each from `config`'s model
+  fine-tuned on a `nested_subsets` subset of split['train'] and scored on split['val']."""
+
+
+def power_law(n, a, b, c):
+  return a * np.power(n, -b) + c
+
+
+def fit(n, accuracy) -> np.ndarray:
+  """(a, b, c) of error ≈ a·n^(-b) + c, least squares over the (n, accuracy) points."""
+  n, error = np.asarray(n, float), 1 - np.asarray(accuracy, float)
+  c0 = error.min() / 2
+  a0 = max(error.max() - c0, 1e-3) * n.min() ** 0.5
+  return curve_fit(power_law, n, error, p0=(a0, 0.5, c0), bounds=((1e-9, 1e-3, 0), (np.inf, 3, 1)),
+                   maxfev=10000)[0]
+
+
+def forecast(n, accuracy, target=None, seed: int = 0) -> dict:
+  """What the fit to per-seed points (n, accuracy) expects: accuracy at the largest n and at 2×
+  and 4× it, each with a 90% band (5th-95th percentile of refits to bootstrap resamples of
+  the points: at each n, its seeds' points drawn with replacement; no width with one seed),
+  the ceiling 1 - c, the images per class `target` accuracy needs (inf: never)."""
+  n, accuracy = np.asarray(n, float), np.asarray(accuracy, float)
+  a, b, c = params = fit(n, accuracy)
+  rng, groups = np.random.default_rng(seed), [np.flatnonzero(n == v) for v in np.unique(n)]
+  refits = []
+  for _ in range(BOOTSTRAPS):
+    pick = np.concatenate([rng.choice(g, len(g)) for g in groups])
+    try:
+      refits.append(fit(n[pick], accuracy[pick]))
+    except RuntimeError:  # no convergence on this resample: left out
+      pass
+  refits = refits or [params]
+  expect = lambda x: (1 - power_law(x, *params),
+                      *np.percentile([1 - power_law(x, *p) for p in refits], [5, 95]))
+  reached = target is not None and 1 - target > c
+  return {'params': params, 'n': n.max(), 'fewest': n.min(), 'at n': expect(n.max()),
+          'at 2n': expect(2 * n.max()), 'at 4n': expect(4 * n.max()), 'ceiling': 1 - c,
+          'target n': (a / (1 - target - c)) ** (1 / b) if reached else np.inf}
+
+
+def verdict(model: str, f: dict, target=None) -> str:
+  """One line: what 2× and 4× the data would give, or that the curve has flattened, and the
+  images per class `target` needs."""
+  now, twice, four = f['at n'][0], f['at 2n'], f['at 4n']
+  band = lambda e: f'{e[0]:.3f} ({e[1]:.3f}-{e[2]:.3f})'
+  if twice[0] - now < FLAT:
+    line = (f'{model}: the curve has flattened: 2× the data ({2 * f["n"]:.0f} images per class) '
+            f'adds {100 * (twice[0] - now):.1f} pp, to {band(twice)}; more images of the same '
+            f'kind will not help much; try fine-tuning or a higher resolution')
+  else:
+    line = (f'{model}: with 2× the data ({2 * f["n"]:.0f} images per class) expect val '
+            f'accuracy {band(twice)}, with 4× ({4 * f["n"]:.0f}) {band(four)}')
+  if target is None:
+    return line
+  if f['target n'] < f['fewest']:
+    return line + f'; {target:g} accuracy is reached already at {f["fewest"]:.0f} images per class'
+  if np.isfinite(f['target n']):
+    return line + f'; {target:g} accuracy needs ~{f["target n"]:.0f} images per class'
+  return line + f'; {target:g} is not reached by this curve: it levels off at ~{f["ceiling"]:.3f}'
+
+
+def class_gains(model: str, rows: list[dict], class_names) -> str | None:
+  """One line: the classes ranked by their mean validation accuracy's gain from the
+  second-largest size to the largest; None with one size."""
+  sizes = sorted({r['images per class'] for r in rows})
+  if len(sizes) < 2:
+    return None
+  mean = lambda n, name: np.mean([r[f'val accuracy {name}'] for r in rows
+                                  if r['images per class'] == n])
+  gains = sorted(((mean(sizes[-1], c) - mean(sizes[-2], c), c) for c in class_names),
+                 reverse=True)
+  return (f'{model}: classes by gain from {sizes[-2]:.0f} to {sizes[-1]:.0f} images per class: '
+          + ', '.join(f'{c} {100 * g:+.1f} pp' for g, c in gains))
+
+
+def report(rows: list[dict], class_names, out: Path, data: str, target=None) -> dict:
+  """{'rows', 'forecasts': {model: `forecast`}, 'verdicts', 'gains': lines}, written to
+  out/curve.csv, curve.md and curve.png."""
+  by_model = {m: [r for r in rows if r['model'] == m]
+              for m in dict.fromkeys(r['model'] for r in rows)}
+  forecasts = {m: forecast([r['images per class'] for r in at], [r['val accuracy'] for r in at],
+                           target) for m, at in by_model.items()}
+  verdicts = [verdict(m, forecasts[m], target) for m in by_model]
+  gains = [g for m, at in by_model.items() if (g := class_gains(m, at, class_names))]
+  out.mkdir(parents=True, exist_ok=True)
+  with open(out / 'curve.csv', 'w', newline='') as f:
+    writer = csv.DictWriter(f, list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+  table, measured = [], {}
+  for m, at in by_model.items():
+    for n in sorted({r['images per class'] for r in at}):
+      here = [r for r in at if r['images per class'] == n]
+      stats = [np.array([r[k] for r in here]) for k in ('val accuracy', 'val balanced accuracy')]
+      measured.setdefault(m, []).append((n, stats[0].mean(), stats[0].std()))
+      table.append(f'| {m} | {n:.1f} | {here[0]["train images"]} | ' + ' | '.join(
+          f'{s.mean():.4f} ± {s.std():.4f}' for s in stats) + f' | {len(here)} |')
+  (out / 'curve.md').write_text('\n'.join([
+      f'# Learning curve ({data})', '', '| model | images per class | train images | '
+      'val accuracy | val balanced accuracy | seeds |', '|---|---|---|---|---|---|', *table, '',
+      'Fit per model: val error ≈ a·n^(-b) + c (n: train images per class); bands are 90% '
+      'of refits to bootstrap resamples of the seeds\' points.', '',
+      *[f'- {v}' for v in verdicts], '', *[f'- {g}' for g in gains], '',
+      '![learning curve](curve.png)']) + '\n')
+  plots.learning_curves({m: (np.array(measured[m]).T, lambda x, p=forecasts[m]['params']:
+                             1 - power_law(x, *p)) for m in by_model}, out / 'curve.png')
+  return {'rows': rows, 'forecasts': forecasts, 'verdicts': verdicts, 'gains': gains}
+
+
+def curve(config, models: list[str], out: Path, sizes=None, seeds=3, target=None,
+          mode='probe', log=print) -> dict:
+  """`report` of every model's points at `sizes` (see `fractions`), `seeds` seeds each
+  (config.seed, +1, ...). Every model's weights are checked before any work."""
+  if mode not in ('probe', 'finetune'):
+    raise ConfigError(f'curve mode {mode!r} is unknown: give --mode probe or --mode finetune')
+  if target is not None and not 0 < target < 1:
+    raise ConfigError(f'curve --target {target} is an accuracy: give a fraction, e.g. 0.9')
+  if seeds < 1:
+    raise ConfigError(f'curve --seeds {seeds} must be at least 1: give e.g. --seeds 3')
+  configs = model_configs(config, models, log)
+  prepared = prepare_with_val(config, 'curve scores every subset', log)
+  split, class_names = prepared.split, prepared.source.class_names
+  train_labels = np.asarray([label for _, label in split['train']])
+  found, seed_list = fractions(sizes, train_labels), [config.seed + i for i in range(seeds)]
+  rows = []
+  for c in configs:
+    if mode == 'probe':
+      features, labels, _ = frozen_features(c, split, log)
+      points = probe_points(features, labels, found, seed_list, class_names)
+    else:
+      points = finetune_points(c, split, found, seed_list, class_names, log)
+    rows += [{'model': c.model.name, **p} for p in points]
+  result = report(rows, class_names, out, f'{len(split["train"])} train / '
+                  f'{len(split["val"])} val images, mode {mode}', target)
+  write_leaks(out, prepared.leaks)
+  return result
