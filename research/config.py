@@ -120,6 +120,9 @@ def base_config() -> ml_collections.ConfigDict:
       # epoch; 0 = no cache, the backbone sees a fresh augmentation every epoch
       views=0,
       memory_gb=2.0,  # larger caches are memory-mapped in the run directory
+      # a folder shared by runs (a tune's trials): features of the same backbone, weights,
+      # input size and images are computed once and read by every run; '' = per run
+      dir='',
   )
   c.evaluation = dict(
       tta_flip=False,  # average the logits of each image and its mirror image

@@ -15,7 +15,7 @@ from research import compile_cache, parallel, rundir
 from research.data import DataError
 from research.errors import UserError
 from research.evaluate import evaluate
-from research.experiment import compare, probe, sweep
+from research.experiment import compare, curve, probe, sweep
 from research.experiment.predict import write_predictions
 from research.experiment.run import restore, run
 from research.explain.run import explain_files, feature_maps
@@ -182,6 +182,17 @@ def run_probe(args) -> None:
   print(f'probe:   {out}/probe.md (probe.csv)')
 
 
+def run_curve(args) -> None:
+  config = config_lib.load(args.config, args.overrides)
+  out = Path(args.out or f'checkpoints/curve-{time.strftime("%Y%m%d-%H%M%S")}')
+  sizes = args.sizes
+  models = args.models.split(',') if args.models else [config.model.name]
+  result = curve.curve(config, models, out, sizes, args.seeds, args.target, args.mode)
+  for line in result['verdicts'] + result['gains']:
+    print(line)
+  print(f'curve:   {out}/curve.md (curve.csv, curve.png)')
+
+
 def run_bench(args) -> None:
   from research.cli import bench  # pylint: disable=import-outside-toplevel  (imports torch)
   bench.main(args)
@@ -256,6 +267,27 @@ def add_probe(p) -> None:
   p.add_argument('--out', metavar='DIR', help='where probe.md and probe.csv go')
 
 
+def numbers(text: str) -> list[float]:
+  """'0.1,0.3,1' -> [0.1, 0.3, 1.0] (argparse turns the ValueError into the usage line)."""
+  return [float(x) for x in text.split(',')]
+
+
+def add_curve(p) -> None:
+  p.add_argument('config', nargs='?', default='configs/efficientnet_adam.py',
+                 metavar='CONFIG.py', help='whose data and settings (default: the main config)')
+  p.add_argument('--models', metavar='NAME,NAME,...',
+                 help="backbones to compare (default: the config's)")
+  p.add_argument('--sizes', metavar='S,S,...', type=numbers, help='fractions of the train split (0.1,0.3,1) or '
+                 'images per class (5,20,60); default 0.1,0.2,0.35,0.6,1')
+  p.add_argument('--seeds', type=int, default=3, help='subsets drawn per size (error bars)')
+  p.add_argument('--target', type=float, metavar='ACCURACY',
+                 help='say how many images per class this validation accuracy needs')
+  p.add_argument('--mode', default='probe', metavar='probe|finetune',
+                 help='probe: a logistic regression on frozen features (seconds a point); '
+                 'finetune: the config trained on each subset (a run directory a point)')
+  p.add_argument('--out', metavar='DIR', help='where curve.md, curve.csv and curve.png go')
+
+
 # name: (what it does, its usage after the name, its arguments, what runs it, takes overrides)
 COMMANDS = {
     'train': ('train, evaluate and explain an experiment (the default: ./run.sh CONFIG.py)',
@@ -279,6 +311,10 @@ COMMANDS = {
     'probe': ('rank backbones by a linear probe on their frozen features (no training)',
               f'--models NAME,NAME,... [CONFIG.py] {OVERRIDES} [--out DIR]', add_probe,
               run_probe, True),
+    'curve': ('how accuracy grows with the number of images: learning curves, fitted and '
+              'extrapolated', f'[CONFIG.py] [--models NAME,...] [--sizes S,...] [--seeds N] '
+              f'[--target ACCURACY] [--mode probe|finetune] {OVERRIDES} [--out DIR]', add_curve,
+              run_curve, True),
     'bench': ('this project beside PyTorch and more -> BENCHMARKS.md',
               '[--rows I,J,...] [--steps N] [--epochs N] [--out FILE]', add_bench_arguments,
               run_bench, False),

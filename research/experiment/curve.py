@@ -4,10 +4,13 @@ a·n^(-b) + c (n: train images per class), fitted per backbone says what 2× and
 would give, and per-class accuracy says which classes gain most.
 
 Mode 'probe' (the default): frozen features once per backbone (as `./run.sh probe`), a
-logistic-regression probe per subset, seconds a point. Mode 'finetune' is wired later, by
-filling in `finetune_points`.
+logistic-regression probe per subset, seconds a point. Mode 'finetune': the config as it
+is, trained on each subset, one ordinary run directory per point under out/points/
+(resumable: a point that finished is kept, an interrupted one resumes from its checkpoint),
+scored by its best checkpoint on the validation split; the test split is never used.
 """
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -76,9 +79,41 @@ def probe_points(features: dict, labels: dict, fractions_, seeds, class_names) -
   return rows
 
 
-def finetune_points(config, split: dict, fractions_, seeds, class_names, log) -> list[dict]:
-  """Mode 'finetune', wired later: the rows `probe_points` gives, each from `config`'s model
-  fine-tuned on a `nested_subsets` subset of split['train'] and scored on split['val']."""
+def finetune_points(config, split: dict, fractions_, seeds, class_names, out: Path,
+                    log) -> list[dict]:
+  """The rows `probe_points` gives, each from `config` trained on a `nested_subsets` subset
+  of split['train'] (its own run directory, data given as a CSV with a split column) and
+  scored by its best checkpoint on all of split['val']."""
+  from research.experiment.run import restore, run  # pylint: disable=import-outside-toplevel
+  labels = np.asarray([label for _, label in split['train']])
+  rows = []
+  for seed in seeds:
+    for fraction, index in zip(fractions_, nested_subsets(labels, fractions_, seed)):
+      run_dir = out / 'points' / f'{config.model.name}-seed{seed}-{fraction:.3g}'
+      done = run_dir / 'point.json'
+      if not done.exists():
+        began = time.time()
+        data = run_dir.parent / f'{run_dir.name}.csv'
+        data.parent.mkdir(parents=True, exist_ok=True)
+        with open(data, 'w', newline='') as f:
+          csv.writer(f).writerows(
+              [(path, class_names[label], 'train') for path, label in
+               (split['train'][i] for i in index)]
+              + [(path, class_names[label], s) for s in ('val', 'test') for path, label in
+                 split[s]])
+        c = config.copy_and_resolve_references()
+        c.seed, c.data.path, c.workdir = seed, str(data.absolute()), str(run_dir)
+        c.gradcam.num_images, c.features.num_images = 0, 0
+        log(f'point:   {config.model.name}, seed {seed}, {len(index)} train images')
+        run(c, run_dir, resume=(run_dir / 'config.json').exists(), log=log, report=False)
+        trained = restore(run_dir)
+        _, probs, truth = trained.inference.predict(split['val'], 'validating')
+        own = [class_names.index(name) for name in trained.class_names]  # the CSV's order
+        predicted = np.asarray(own)[probs.argmax(-1)]
+        done.write_text(json.dumps(point(seed, labels[index], truth, predicted, class_names,
+                                         time.time() - began)))
+      rows.append(json.loads(done.read_text()))
+  return rows
 
 
 def power_law(n, a, b, c):
@@ -208,7 +243,7 @@ def curve(config, models: list[str], out: Path, sizes=None, seeds=3, target=None
       features, labels, _ = frozen_features(c, split, log)
       points = probe_points(features, labels, found, seed_list, class_names)
     else:
-      points = finetune_points(c, split, found, seed_list, class_names, log)
+      points = finetune_points(c, split, found, seed_list, list(class_names), out, log)
     rows += [{'model': c.model.name, **p} for p in points]
   result = report(rows, class_names, out, f'{len(split["train"])} train / '
                   f'{len(split["val"])} val images, mode {mode}', target)

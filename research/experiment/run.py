@@ -70,9 +70,13 @@ def validation(config, setup, records):
   return validate
 
 
-def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
+def run(config, run_dir: Path, resume: bool = False, log=print, on_epoch=None,
+        report: bool = True) -> dict:
   """Trains `config` into `run_dir` (continuing its last checkpoint if `resume`), then writes
-  curves, feature maps, Grad-CAM and the test report; returns the report.
+  curves, feature maps, Grad-CAM and the test report; returns the report. With `report`
+  False (a tuning trial: chosen on validation alone) the test split is not touched and the
+  return is {'records': the per-epoch records}. `on_epoch(record)` sees each epoch's record
+  (research.train.loop.fit).
 
   Data and weights are checked before a new run directory is written; one process at a
   time trains in a run directory (rundir.lock).
@@ -99,10 +103,12 @@ def run(config, run_dir: Path, resume: bool = False, log=print) -> dict:
         f'tensors trainable; {len(jax.devices())} {jax.devices()[0].platform} device(s); '
         f'{steps} steps/epoch of {config.batch_size}')
     _, records = fit(config, run_dir, setup, split['train'], resume,
-                     validation(config, setup, split['val']), log)
+                     validation(config, setup, split['val']), log, on_epoch)
     main = parallel.is_main()
     if records and main:
       plots.curves(records, run_dir / rundir.CURVES)
+    if not report:
+      return {'records': records}
     trained = restore(run_dir)
     if trained.checkpoint == 'best':
       best = next(r for r in records if r['epoch'] == trained.epoch)

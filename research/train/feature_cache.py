@@ -7,14 +7,21 @@ With augmentation off this is exact. With augmentation on, `feature_cache.views`
 caches K augmented views of each image and each epoch draws one of them per image (a
 fixed pool of K augmentations instead of a fresh one every epoch); K = 0 recomputes.
 Validation features (unaugmented, and mirrored for `evaluation.tta_flip`) are cached too.
-Caches over `feature_cache.memory_gb` are memory-mapped in the run directory.
+Caches over `feature_cache.memory_gb` are memory-mapped in the run directory. With
+`feature_cache.dir` set, runs share one folder of caches, each named by what determines
+its features (backbone, weights, input size, compute dtype, pooling, views and images):
+the runs of a tune that change only the head read the features the first one computed.
 """
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from research.data import augments, cached_batches, epoch_seed
 from research.inference import inference_of
+from research.models import input_size
 from research.train.freeze import backbone_is_frozen
 
 CACHE_DIR = 'feature_cache'
@@ -36,9 +43,10 @@ class FeatureCache:
     self.labels = [label for _, label in train_records]
     views = ([epoch_seed(config.seed + 3, k) for k in range(cache.views)]
              if augments(config.data.augment) else [None])
-    self.features = inference_of(config, model, task, variables, mesh).features(
-        train_records, views, Path(run_dir) / CACHE_DIR / 'train.npy', cache.memory_gb,
-        'caching features')
+    self.features = shared(config, train_records, views, lambda: inference_of(
+        config, model, task, variables, mesh).features(
+            train_records, views, Path(run_dir) / CACHE_DIR / 'train.npy', cache.memory_gb,
+            'caching features'))
     log(f'cache:   backbone features of {len(self.labels)} train images x {len(views)} '
         f'view(s), {self.features.nbytes / 2**20:.0f} MiB '
         f'({"memory-mapped" if isinstance(self.features, np.memmap) else "in memory"}); '
@@ -52,5 +60,25 @@ class FeatureCache:
 def val_features(inference, config, records):
   """Validation features, unaugmented, and mirrored too for `evaluation.tta_flip`."""
   views = [None, 'mirror'] if config.evaluation.tta_flip else [None]
-  return inference.features(records, views, None, config.feature_cache.memory_gb,
-                            'caching val features')
+  return shared(config, records, views, lambda: inference.features(
+      records, views, None, config.feature_cache.memory_gb, 'caching val features'))
+
+
+def shared(config, records, views: list, compute):
+  """`compute()`, or the same features from `feature_cache.dir` (written there once)."""
+  if not config.feature_cache.dir:
+    return compute()
+  m = config.model
+  what = json.dumps([m.name, m.pretrained, m.weights, m.init_from, m.dtype, m.pooling,
+                     input_size(config), views, config.data.augment.to_dict(),
+                     [p for p, _ in records]], sort_keys=True)
+  path = Path(config.feature_cache.dir) / f'{hashlib.sha256(what.encode()).hexdigest()[:20]}.npy'
+  if path.exists():
+    return np.load(path, mmap_mode='r')
+  features = compute()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  partial = path.with_suffix(f'.{os.getpid()}.tmp')
+  with open(partial, 'wb') as f:
+    np.save(f, features)
+  partial.replace(path)  # whole or absent: a killed writer leaves no half file under the name
+  return features

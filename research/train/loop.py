@@ -157,8 +157,10 @@ class PreemptionNotice:
 class Training:
   """One run's training: its step for the current phase, checkpoints, history and data."""
 
-  def __init__(self, config, run_dir: Path, setup: Setup, train_records, validate, log):
+  def __init__(self, config, run_dir: Path, setup: Setup, train_records, validate, log,
+               on_epoch=None):
     self.config, self.setup, self.validate, self.log = config, setup, validate, log
+    self.on_epoch = on_epoch
     self.run_dir, self.records, self.cache = Path(run_dir), train_records, None
     self.checkpoints = Checkpoints(run_dir, config.checkpoint.keep, setup.architecture)
     self.weights = class_weights(config.loss.class_weights, [l for _, l in train_records],
@@ -291,19 +293,22 @@ class Training:
                  + f' | {record["train_images_per_s"]:.1f} img/s'
                  + (f' | {record["skipped_steps"]} non-finite steps skipped'
                     if record['skipped_steps'] else ''))
+        if self.on_epoch is not None:
+          self.on_epoch(record)
     return state, history.records
 
 
 def fit(config, run_dir: Path, setup: Setup, train_records, resume: bool, validate=None,
-        log=print) -> tuple[TrainState, list[dict]]:
+        log=print, on_epoch=None) -> tuple[TrainState, list[dict]]:
   """Trains to `config.num_epochs` (from the last checkpoint if `resume`); returns the final
-  state and the per-epoch records (metrics.jsonl).
+  state and the per-epoch records (metrics.jsonl). `on_epoch(record)` is called after each
+  epoch is recorded and checkpointed (a tuner's pruning: it may raise to stop the run).
 
   A resumed run ends bit-identical to an uninterrupted one: checkpoints carry the
   data iterator's position and the epoch's running metric sums. At a phase change
   the step is rebuilt for the phase's trainable set.
   """
-  training = Training(config, run_dir, setup, train_records, validate, log)
+  training = Training(config, run_dir, setup, train_records, validate, log, on_epoch)
   try:
     return training.fit(resume)
   finally:
