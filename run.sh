@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./run.sh CONFIG.py[:VARIANT] | sweep CONFIG.py | compare RUN... | eval RUN | gradcam RUN IMG... | features RUN IMG... | bench | test   (see README.md)
+# ./run.sh CONFIG.py[:VARIANT] | COMMAND ... | test [PYTEST ARGS]   (./run.sh --help; README.md)
 # The first call makes .venv and installs the pinned dependencies; later calls reuse it.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +20,14 @@ if [ ! -f "$STAMP" ]; then
   rm -f "$VENV"/.installed-* && touch "$STAMP"
 fi
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3
+if [ "${1:-}" = bench ] && [[ " $* " == *" --accelerator "* ]]; then
+  # the CUDA build of the pinned jax, for the GPU check (needs the network, or wheels that
+  # pip finds through PIP_FIND_LINKS)
+  JAX_VERSION=$("$VENV/bin/python" -c 'import jax; print(jax.__version__)')
+  "$VENV/bin/pip" install --disable-pip-version-check "jax[cuda12]==$JAX_VERSION" \
+    >> "$VENV/install.log" 2>&1 || { tail -n 20 "$VENV/install.log" >&2
+    echo "could not install jax[cuda12]==$JAX_VERSION; full log: $VENV/install.log" >&2; exit 1; }
+fi
 case "${1:-}" in
   test) shift; exec "$VENV/bin/python" -m pytest -m "not slow" "$@" ;;
   *) exec "$VENV/bin/python" -m research.cli.main "$@" ;;

@@ -51,9 +51,10 @@ def base_config() -> ml_collections.ConfigDict:
       pooling='avg',  # 'avg' (global average) or 'flatten' (Keras F-D-D heads)
       hidden=(),  # widths of hidden dense layers in the head
       dropout=0.2,  # before every dense layer of the head
-      # the backbone's compute dtype: 'bfloat16' (parameters, BatchNorm statistics and the
-      # head stay float32) for GPUs and TPUs; on CPU XLA computes it slower (BENCHMARKS.md)
-      dtype='float32',
+      # the backbone's compute dtype: 'auto' = bfloat16 on a GPU or TPU, float32 on a CPU
+      # (XLA:CPU computes bfloat16 slower: BENCHMARKS.md); parameters, BatchNorm statistics
+      # and the head stay float32 either way
+      dtype='auto',
   )
   c.freeze = dict(
       # freeze every parameter before this one: a Flax path prefix ('backbone/layer4_0'), a
@@ -94,7 +95,10 @@ def base_config() -> ml_collections.ConfigDict:
       image_size=0,  # side in pixels images are resized to; 0 = the model's (registry) size
       split=(0.7, 0.15, 0.15),  # train/val/test, stratified, made before augmenting
       on_bad_image='skip',  # 'skip' (listed in bad_images.txt) or 'error'
-      threads=4,  # decode/augment threads
+      threads=4,  # decode/augment threads (in each worker process, if any)
+      # decode/augment worker processes: -1 = chosen from the machine (none when XLA computes
+      # on the CPU and needs its cores; the cores less one beside a GPU or TPU, at most 32)
+      workers=-1,
       # draw every class equally often in each epoch (rare images repeat, common ones are
       # subsampled; the epoch keeps its length)
       balanced_sampling=False,
@@ -141,7 +145,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 CHOICES = {
     'model.pooling': ('avg', 'flatten'),
-    'model.dtype': ('float32', 'bfloat16'),
+    'model.dtype': ('auto', 'float32', 'bfloat16'),
     'optimizer.name': ('adam', 'adamw', 'sgd'),
     'checkpoint.best_metric': ('val_accuracy', 'val_loss', 'val_balanced_accuracy'),
     'data.elpv_task': ('binary', 'levels'),

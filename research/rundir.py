@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ml_collections
 
-from research.config import base_config
+from research.config import base_config, flat_keys
 from research.errors import UserError
 
 CONFIG, SPLIT, BAD_IMAGES, METRICS = 'config.json', 'split.json', 'bad_images.txt', 'metrics.jsonl'
@@ -64,8 +64,12 @@ def load_config(run_dir: Path) -> ml_collections.ConfigDict:
   if not path.exists():
     raise RunDirError(f'{run_dir} is not a run directory (no {CONFIG}): pass a folder made by '
                       f'./run.sh configs/<experiment>.py, e.g. checkpoints/<run>')
-  config = base_config()
-  config.update(json.loads(path.read_text()))
+  config, saved = base_config(), json.loads(path.read_text())
+  unknown = sorted(set(flat_keys(ml_collections.ConfigDict(saved))) - set(flat_keys(config)))
+  if unknown:
+    raise RunDirError(f'{path} sets {unknown[0]!r}, which this version of the code does not '
+                      f'know: use the version that made the run')
+  config.update(saved)
   return config
 
 

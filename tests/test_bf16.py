@@ -54,3 +54,14 @@ def test_a_bfloat16_train_step_keeps_float32_parameters_and_statistics():
   assert all(jax.tree.leaves(moved))  # every parameter got a gradient through the casts
   stats = jax.tree.map(lambda a, b: bool((a != b).any()), state.batch_stats, new.batch_stats)
   assert all(jax.tree.leaves(stats))
+
+
+def test_auto_computes_in_bfloat16_on_an_accelerator_and_float32_on_the_cpu(monkeypatch):
+  from research.models import compute_dtype  # pylint: disable=import-outside-toplevel
+  config = base_config()
+  assert config.model.dtype == 'auto'
+  assert create_model(config.model, 1).dtype == 'float32'  # this machine: a CPU
+  for backend in ('gpu', 'tpu'):
+    monkeypatch.setattr(jax, 'default_backend', lambda backend=backend: backend)
+    assert create_model(config.model, 1).dtype == 'bfloat16'
+  assert compute_dtype('float32', 'gpu') == 'float32' and compute_dtype('auto', 'cpu') == 'float32'

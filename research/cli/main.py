@@ -19,8 +19,9 @@ from research.experiment import compare, curve, probe, sweep
 from research.experiment.predict import write_predictions
 from research.experiment.run import restore, run
 from research.explain.run import explain_files, feature_maps
-from research.models import get_spec, input_size
+from research.models import compute_dtype, get_spec, input_size
 from research.train import checkpoint
+from research.train.loop import PREEMPTED_EXIT, Preempted
 from research.weights.files import packaged_path
 
 OVERRIDES = '[--config.KEY=VALUE ...]'
@@ -57,16 +58,23 @@ def default_run_dir(spec: str) -> Path:
   return Path(f'checkpoints/{name}-{time.strftime("%Y%m%d-%H%M%S")}')
 
 
+# what a resume may change: how long, and what does not change the results
+RESUME_MAY_CHANGE = ('num_epochs', 'workdir', 'log_every_steps', 'data.threads', 'data.workers')
+
+
 def resumable_config(run_dir: Path, config):
-  """The saved config of `run_dir`, if `config` asks for the same run (num_epochs may grow)."""
+  """The saved config of `run_dir`, if `config` asks for the same run (RESUME_MAY_CHANGE
+  aside, which take `config`'s values)."""
   saved = rundir.load_config(run_dir)
+  same_dtype = compute_dtype(saved.model.dtype) == compute_dtype(config.model.dtype)
   changed = [k for k in config_lib.differing_keys(saved, config)
-             if k not in ('num_epochs', 'workdir')]
+             if k not in RESUME_MAY_CHANGE and not (k == 'model.dtype' and same_dtype)]
   if changed:
     raise config_lib.ConfigError(
         f'cannot resume {run_dir} with a different config: {", ".join(changed)} differ; '
         f'resume with the same config and overrides, or start a new run')
-  saved.num_epochs = config.num_epochs
+  for key in RESUME_MAY_CHANGE:
+    config_lib.set_value(saved, key, config_lib.lookup(config, key))
   return saved
 
 
@@ -194,6 +202,10 @@ def run_curve(args) -> None:
 
 
 def run_bench(args) -> None:
+  if args.accelerator or args.smoke:
+    from research.bench import accelerator  # pylint: disable=import-outside-toplevel
+    accelerator.main(args)
+    return
   from research.cli import bench  # pylint: disable=import-outside-toplevel  (imports torch)
   bench.main(args)
 
@@ -206,6 +218,12 @@ def add_bench_arguments(parser) -> None:
   parser.add_argument('--epochs', type=int, default=3,
                       help='epochs of the feature-cache and end-to-end runs')
   parser.add_argument('--out', default='BENCHMARKS.md', help='the file written')
+  parser.add_argument('--accelerator', action='store_true',
+                      help='the GPU/TPU check instead (run.sh installs jax[cuda12] first): '
+                      'ResNet50 and EfficientNet-B0 at batch 256, the loop row, the input '
+                      'pipeline, the main command; its own section of the file')
+  parser.add_argument('--smoke', action='store_true',
+                      help='the accelerator check on tiny settings (runs on a CPU)')
 
 
 def add_checkpoint(parser) -> None:
@@ -316,7 +334,8 @@ COMMANDS = {
               f'[--target ACCURACY] [--mode probe|finetune] {OVERRIDES} [--out DIR]', add_curve,
               run_curve, True),
     'bench': ('this project beside PyTorch and more -> BENCHMARKS.md',
-              '[--rows I,J,...] [--steps N] [--epochs N] [--out FILE]', add_bench_arguments,
+              '[--rows I,J,...] [--steps N] [--epochs N] [--out FILE] [--accelerator] '
+              '[--smoke]', add_bench_arguments,
               run_bench, False),
 }
 TEST = './run.sh test [PYTEST ARGS]  the test suite (run.sh runs pytest)'
@@ -367,6 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     COMMANDS[args.command][3](args)
   except SystemExit as e:  # argparse's --help
     return e.code
+  except Preempted as e:
+    again = [a for a in argv if not a.startswith('--resume=')]
+    if '--resume' in again:
+      del again[again.index('--resume'):again.index('--resume') + 2]
+    print(f'preempted: {e}; continue with: ./run.sh {" ".join(again)} --resume {e.run_dir}',
+          file=sys.stderr)
+    return PREEMPTED_EXIT
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

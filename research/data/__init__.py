@@ -2,8 +2,9 @@
 from research.data.images import load_image, resize, scan_images, unreadable
 from research.data.leakage import find_leaks
 from research.data.augment import augments
-from research.data.pipeline import (cached_batches, epoch_seed, eval_batches, steps_per_epoch,
-                                     train_batches, view_batches)
-from research.data.sources import DataError, Source, is_image, load_source
+from research.data.pipeline import (cached_batches, epoch_seed, eval_batches, run_batches,
+                                     steps_per_epoch, train_batches, view_batches, worker_count)
+from research.data.sources import load_source
+from research.data.types import DataError, Source, is_image
 from research.data.split import (load_split, make_split, save_split, split_records,
                                  stratified_split)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from research.data.leakage import fingerprint
 from research.data import tfds_source
-from research.data.sources import DataError
+from research.data.types import DataError
 
 MAX_PIXELS = 50_000_000  # ~150 MB as RGB; a 20,000 x 20,000 image declares 400 M
 
@@ -37,12 +37,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
   return image.convert('RGB')
 
 
-def read_bytes(path: str) -> bytes:
-  """The encoded image: a file's content, or a tfds dataset's record (`tfds:` paths)."""
-  if path.startswith(tfds_source.PREFIX):
-    return tfds_source.read(path)
+def read_file(path: str) -> bytes:
   with open(path, 'rb') as f:
     return f.read()
+
+
+# How an image path is read, by its scheme ('tfds:<dataset dir>#<split>/<index>'); a path
+# without one of these is a file.
+READERS = {tfds_source.PREFIX: tfds_source.read}
+
+
+def read_bytes(path: str) -> bytes:
+  """The encoded image behind `path` (see READERS)."""
+  reader = next((r for prefix, r in READERS.items() if path.startswith(prefix)), read_file)
+  return reader(path)
 
 
 def decode(data: bytes) -> Image.Image:

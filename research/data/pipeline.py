@@ -1,13 +1,18 @@
-"""grain input pipelines: decode + augment in background threads, batched as numpy.
+"""grain input pipelines: decode + augment in background threads and, beside an accelerator,
+worker processes; batched as numpy.
 
 grain rather than tf.data: no TensorFlow install (1.2 GB) for what is
 PIL + numpy work, per-record deterministic randomness from (seed, index), and
-iterators whose position can be checkpointed. Threads, not processes: decoding
-(PIL) and warping (scipy) release the GIL, and on a 2-core machine worker
-processes would only compete with XLA for the cores.
+iterators whose position can be checkpointed. Threads release the GIL while PIL
+decodes and scipy warps; worker processes (`data.workers`, grain's mp_prefetch)
+each make whole batches, so any worker count gives the same batches in the same
+order. On a CPU-only machine the default is none: XLA needs the cores.
 """
+import os
+
 import grain
 import numpy as np
+from absl import flags
 
 from research.data.augment import augment
 from research.data.images import load_image
@@ -19,6 +24,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 def _read_options(threads: int, batch_size: int) -> grain.ReadOptions:
   return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * batch_size)
+
+
+def worker_count(data_config, accelerator: bool) -> int:
+  """`data.workers`, or for -1: none on a CPU-only machine, else the cores less one (the
+  training process's), at most 32."""
+  if data_config.workers >= 0:
+    return data_config.workers
+  return min(max((os.cpu_count() or 1) - 1, 0), 32) if accelerator else 0
 
 
 def balanced_draw(labels, seed: int) -> np.ndarray:
@@ -39,7 +52,7 @@ def balanced_draw(labels, seed: int) -> np.ndarray:
 
 
 def _epoch(records, load, epoch: int, data_config, batch_size: int, seed: int,
-           shard: tuple[int, int]):
+           shard: tuple[int, int]) -> grain.MapDataset:
   """One epoch of `load(record, rng)`, shuffled and batched (see `train_batches`)."""
   index, count = shard
   records = list(records)
@@ -47,12 +60,48 @@ def _epoch(records, load, epoch: int, data_config, batch_size: int, seed: int,
     draw = balanced_draw([label for _, label in records], epoch_seed(seed + 2, epoch))
     records = [records[i] for i in draw]
   # each record's randomness is seeded by its place in the global order, and process p
-  # takes the p-th block of every global batch: any process count gives the same batches
-  ds = (grain.MapDataset.source(records)
-        .shuffle(seed=epoch_seed(seed, epoch))
-        .random_map(load, seed=epoch_seed(seed + 1, epoch))
-        .batch(batch_size // count, drop_remainder=True)[index::count])
-  return ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
+  # takes the p-th block of every global batch (of whole global batches only): any process
+  # count gives the same batches, steps_per_epoch of them
+  blocks = (grain.MapDataset.source(records)
+            .shuffle(seed=epoch_seed(seed, epoch))
+            .random_map(load, seed=epoch_seed(seed + 1, epoch))
+            .batch(batch_size // count, drop_remainder=True))
+  return blocks[:steps_per_epoch(len(records), batch_size) * count][index::count]
+
+
+def _iterate(ds: grain.MapDataset, data_config, batch_size: int, workers: int = 0):
+  """An iterator over `ds`, its batches made in `workers` processes (0: in this one)."""
+  ds = ds.to_iter_dataset(_read_options(data_config.threads, batch_size))
+  if workers:
+    if not flags.FLAGS.is_parsed():  # grain reads its absl flags; this CLI is argparse's
+      flags.FLAGS.mark_as_parsed()
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers,
+                                                     per_worker_buffer_size=2))
+  return iter(ds)
+
+
+class Augmented:
+  """Loads a (path, label) record, resized and augmented (picklable: worker processes get a
+  copy)."""
+
+  def __init__(self, size: int, augment_config):
+    self.size, self.augment = size, augment_config
+
+  def __call__(self, record, rng):
+    image = load_image(record[0], self.size)
+    return {'image': augment(image, rng, self.augment), 'label': np.int32(record[1])}
+
+
+class Cached:
+  """Loads record (index, label) from precomputed `features` (views, N, ...): one view of
+  it, drawn at random."""
+
+  def __init__(self, features):
+    self.features = features
+
+  def __call__(self, record, rng):
+    view = rng.integers(len(self.features)) if len(self.features) > 1 else 0
+    return {'features': self.features[view, record[0]], 'label': np.int32(record[1])}
 
 
 def train_batches(records, epoch: int, data_config, size: int, batch_size: int, seed: int,
@@ -64,22 +113,29 @@ def train_batches(records, epoch: int, data_config, size: int, batch_size: int, 
   every global batch of `batch_size` (the same images, in the same order, as one
   process would).
   """
-  def load(record, rng):
-    image = load_image(record[0], size)
-    return {'image': augment(image, rng, data_config.augment), 'label': np.int32(record[1])}
-  return _epoch(records, load, epoch, data_config, batch_size, seed, shard)
+  return _iterate(_epoch(records, Augmented(size, data_config.augment), epoch, data_config,
+                         batch_size, seed, shard), data_config, batch_size)
 
 
 def cached_batches(features, labels, epoch: int, data_config, batch_size: int, seed: int,
                    shard: tuple[int, int] = (0, 1)):
   """`train_batches` over precomputed `features` (views, N, ...): the same records in the
   same order, each {'features': one view of record i, drawn at random, 'label'}."""
-  views = len(features)
+  return _iterate(_epoch(enumerate(labels), Cached(features), epoch, data_config, batch_size,
+                         seed, shard), data_config, batch_size)
 
-  def load(record, rng):
-    view = rng.integers(views) if views > 1 else 0
-    return {'features': features[view, record[0]], 'label': np.int32(record[1])}
-  return _epoch(enumerate(labels), load, epoch, data_config, batch_size, seed, shard)
+
+def run_batches(records, epochs: int, start: int, data_config, size: int, batch_size: int,
+                seed: int, shard: tuple[int, int] = (0, 1), workers: int = 0, features=None):
+  """Epochs 1..`epochs` of `train_batches` (of `cached_batches` when `features` are given)
+  one after another, from global batch `start` on, in one iterator: its worker processes
+  start once for the whole run. The batches are a function of (seed, epoch, position)
+  alone, so a resumed run needs only the count of batches done."""
+  load = Augmented(size, data_config.augment) if features is None else Cached(features)
+  records = list(records) if features is None else list(enumerate(records))
+  ds = grain.MapDataset.concatenate([_epoch(records, load, epoch, data_config, batch_size,
+                                            seed, shard) for epoch in range(1, epochs + 1)])
+  return _iterate(ds[start:], data_config, batch_size, workers if features is None else 0)
 
 
 def view_batches(records, data_config, size: int, batch_size: int, seed: int | None):

@@ -6,34 +6,13 @@ comes split, each image's split; nothing is decoded here. Paths are sorted so a
 split depends only on the files and the seed.
 """
 import csv
-import dataclasses
 import importlib.util
 from pathlib import Path
 
-from research.errors import UserError
+from research.data import tfds_source
+from research.data.types import IMAGE_EXTENSIONS, SPLIT_NAMES, DataError, Source, is_image
 
-IMAGE_EXTENSIONS = frozenset({'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp'})
 ELPV_LICENSE = 'CC BY-NC-SA 4.0 (Buerhop-Lutz et al., Deitsch et al.)'
-# Folder and CSV names of the splits (Keras tutorials use validation/, Kaggle valid/).
-SPLIT_NAMES = {'train': 'train', 'val': 'val', 'valid': 'val', 'validation': 'val',
-               'test': 'test'}
-
-
-class DataError(UserError, ValueError):
-  """The data a config points at cannot be used as it is."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-  paths: tuple[str, ...]
-  labels: tuple[int, ...]
-  class_names: tuple[str, ...]
-  description: str
-  given: tuple[str, ...] = ()  # each image's split ('train', 'val', 'test') if the data has one
-
-
-def is_image(path: Path) -> bool:
-  return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def class_images(folder: Path) -> list[str]:
@@ -137,9 +116,7 @@ def load_source(data_config) -> Source:
     if data_config.path:
       raise DataError(f'data.path {data_config.path} and data.tfds {data_config.tfds} both '
                       f'name the data: set only one')
-    # imported here: tfds_source builds on this module
-    from research.data.tfds_source import from_tfds  # pylint: disable=import-outside-toplevel
-    return from_tfds(data_config.tfds, data_config.tfds_dir)
+    return tfds_source.from_tfds(data_config.tfds, data_config.tfds_dir)
   if not data_config.path:
     return elpv(data_config.elpv_task)
   path = Path(data_config.path).expanduser()

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from research.data.sources import DataError, Source
+from research.data.types import DataError, Source
 
 SPLITS = ('train', 'val', 'test')
 

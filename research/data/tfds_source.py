@@ -12,7 +12,7 @@ import functools
 import importlib.util
 from pathlib import Path
 
-from research.data.sources import SPLIT_NAMES, DataError, Source
+from research.data.types import SPLIT_NAMES, DataError, Source
 
 PREFIX = 'tfds:'
 PREPARE_HINT = ("pip install -e '.[tfds-prepare]' (TensorFlow, to download and prepare it "

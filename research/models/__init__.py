@@ -1,4 +1,6 @@
 """Model assembly: a registered backbone plus the head described in the config."""
+import jax
+
 from research.config import ConfigError
 from research.models.classifier import Classifier, Head
 from research.models.layers import call_order
@@ -17,7 +19,16 @@ def create_model(model_config, num_outputs: int) -> Classifier:
   spec = get_spec(model_config.name)
   head = Head(num_outputs, tuple(model_config.hidden), model_config.dropout,
               model_config.pooling)
-  return Classifier(spec.backbone(), head, spec.mean, spec.std, model_config.dtype)
+  return Classifier(spec.backbone(), head, spec.mean, spec.std,
+                    compute_dtype(model_config.dtype))
+
+
+def compute_dtype(dtype: str, backend: str | None = None) -> str:
+  """`model.dtype` as the backbone computes: 'auto' is bfloat16 on an accelerator (GPU,
+  TPU), float32 on the CPU (`backend`: jax.default_backend())."""
+  if dtype != 'auto':
+    return dtype
+  return 'float32' if (backend or jax.default_backend()) == 'cpu' else 'bfloat16'
 
 
 def input_size(config) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from research.data import augments, cached_batches, epoch_seed
+from research.data import augments, epoch_seed
 from research.inference import inference_of
 from research.models import input_size
 from research.train.freeze import backbone_is_frozen
@@ -51,10 +51,6 @@ class FeatureCache:
         f'view(s), {self.features.nbytes / 2**20:.0f} MiB '
         f'({"memory-mapped" if isinstance(self.features, np.memmap) else "in memory"}); '
         f'the head trains on them')
-
-  def batches(self, epoch: int, shard: tuple[int, int]):
-    return cached_batches(self.features, self.labels, epoch, self.config.data,
-                          self.config.batch_size, self.config.seed, shard)
 
 
 def val_features(inference, config, records):

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from research import parallel, rundir
 from research.config import ConfigError
-from research.data import train_batches
+from research.data import run_batches, worker_count
 from research.errors import UserError
 from research.models import Task, create_model, input_size
 from research.train import feature_cache
@@ -48,10 +48,10 @@ class TrainingError(UserError, RuntimeError):
 class Preempted(Exception):
   """A preemption notice stopped training after a checkpoint; resuming continues it."""
 
-  def __init__(self, signal_name: str, epoch: int, step: int, checkpoint_dir: Path):
-    super().__init__(f'{signal_name}: stopped at epoch {epoch}, step {step}; checkpoint '
-                     f'{checkpoint_dir} written')
-    self.checkpoint_dir = checkpoint_dir
+  def __init__(self, signal_name: str, epoch: int, step: int, run_dir: Path, checkpoint: Path):
+    super().__init__(f'{signal_name}: stopped after step {step} of epoch {epoch}; checkpoint '
+                     f'{checkpoint} written')
+    self.run_dir = run_dir
 
 
 @dataclasses.dataclass
@@ -79,10 +79,10 @@ def build(config, num_classes: int, steps: int, log=print) -> Setup:
                model_architecture(config, task.outputs))
 
 
-def progress_record(epoch: int, step: int, totals=None, data_state=None) -> dict:
-  """Where training stands, as a checkpoint records it: `step` steps of `epoch` done, the
-  epoch's running sums, the data iterator's position."""
-  return {'epoch': epoch, 'step': step, 'data': data_state,
+def progress_record(epoch: int, step: int, totals=None) -> dict:
+  """Where training stands, as a checkpoint records it: `step` steps of `epoch` done and the
+  epoch's running sums (the batches to come follow from these: data.run_batches)."""
+  return {'epoch': epoch, 'step': step,
           'totals': None if totals is None else {k: v.item() for k, v in
                                                  jax.device_get(totals).items()}}
 
@@ -107,19 +107,23 @@ def stopped_early(records: list[dict], checkpoint_config) -> int | None:
 
 
 def on_devices(batches, mesh):
-  """(batch on the devices, the data iterator's state after it), one batch ahead: the next
-  batch is copied while the current step runs."""
+  """The batches on the devices, one ahead: the next is copied while the current step
+  runs."""
   queue = collections.deque()
 
   def put() -> None:
     batch = next(batches, None)
     if batch is not None:
-      queue.append((parallel.shard_batch(batch, mesh), batches.get_state()))
+      queue.append(parallel.shard_batch(batch, mesh))
 
-  put()
-  while queue:
+  try:
     put()
-    yield queue.popleft()
+    while queue:
+      put()
+      yield queue.popleft()
+  finally:
+    if hasattr(batches, 'close'):  # grain's worker processes, if any
+      batches.close()
 
 
 class PreemptionNotice:
@@ -204,22 +208,27 @@ class Training:
         f'loss {last}); {kept}: lower --config.optimizer.learning_rate, or set '
         f'--config.on_nonfinite=skip')
 
-  def train_epoch(self, state, epoch: int, done: int, totals, data_state, notice):
-    """Steps `done`+1 .. of `epoch` (`totals` and the data iterator's `data_state` as they
-    stood after `done`); returns (state, totals)."""
-    config, setup, steps = self.config, self.setup, self.setup.steps
-    shard = (jax.process_index(), jax.process_count())
-    batches = iter(self.cache.batches(epoch, shard) if self.cache else train_batches(
-        self.records, epoch, config.data, input_size(config), config.batch_size, config.seed,
-        shard))
-    if data_state is not None:
-      batches.set_state(data_state)
+  def batches(self, start: int):
+    """The run's batches on the devices, from global batch `start` on."""
+    config, shard = self.config, (jax.process_index(), jax.process_count())
+    features, records = ((self.cache.features, self.cache.labels) if self.cache else
+                         (None, self.records))
+    return on_devices(run_batches(
+        records, config.num_epochs, start, config.data, input_size(config), config.batch_size,
+        config.seed, shard, worker_count(config.data, jax.default_backend() != 'cpu'),
+        features), self.setup.mesh)
+
+  def train_epoch(self, state, batches, epoch: int, done: int, totals, notice):
+    """Steps `done`+1 .. of `epoch` (`totals` as they stood after `done`) on the next batches;
+    returns (state, totals)."""
+    config, steps = self.config, self.setup.steps
     save_every = config.checkpoint.every_steps
     with tqdm(total=steps, initial=done, desc=f'epoch {epoch}/{config.num_epochs}',
               unit='step', disable=None) as bar:
-      for step, (batch, data_after) in enumerate(on_devices(batches, setup.mesh), done + 1):
+      for step in range(done + 1, steps + 1):
         global_step = (epoch - 1) * steps + step
-        state, totals = self.step_fn(state, totals, batch, self.rng, jnp.int32(global_step))
+        state, totals = self.step_fn(state, totals, next(batches), self.rng,
+                                     jnp.int32(global_step))
         bar.update()
         if self.log_every and step % self.log_every == 0 and step < steps:
           self.check_finite(totals)
@@ -227,11 +236,11 @@ class Training:
         preempted = notice.reached(global_step)
         if (save_every and global_step % save_every == 0 and step < steps) or preempted:
           self.check_finite(totals)
-          self.checkpoints.save(global_step, state,
-                                progress_record(epoch, step, totals, data_after))
+          self.checkpoints.save(global_step, state, progress_record(epoch, step, totals))
         if preempted:
           self.checkpoints.wait()
-          raise Preempted(notice.received, epoch, step, self.checkpoints.path(global_step))
+          raise Preempted(notice.received, epoch, step, self.run_dir,
+                          self.checkpoints.path(global_step))
     return state, totals
 
   def show(self, bar, epoch: int, step: int, totals) -> None:
@@ -257,7 +266,9 @@ class Training:
                                self.records, self.run_dir, self.log)
                   if feature_cache.wanted(config, setup.phases) else None)
     metric, last_finite = config.checkpoint.best_metric, jnp.float32(jnp.nan)
-    with PreemptionNotice() as notice, contextlib.closing(history):
+    batches = self.batches((start['epoch'] - 1) * steps + start['step'])
+    with PreemptionNotice() as notice, contextlib.closing(history), \
+         contextlib.closing(batches):
       for epoch in range(start['epoch'], config.num_epochs + 1):
         if best := stopped_early(history.records, config.checkpoint):
           self.log(f'stopped: no better {metric} for {config.checkpoint.patience} epochs since '
@@ -265,12 +276,12 @@ class Training:
           break
         self.set_phase(epoch)
         began = time.time()
-        done, totals, data_state = 0, {**zero_totals(), 'last_finite_loss': last_finite}, None
+        done, totals = 0, {**zero_totals(), 'last_finite_loss': last_finite}
         if epoch == start['epoch'] and start['step']:
-          done, data_state = start['step'], start['data']
+          done = start['step']
           totals = {k: jnp.asarray(v, zero_totals()[k].dtype) for k, v in
                     {**jax.device_get(totals), **start['totals']}.items()}
-        state, totals = self.train_epoch(state, epoch, done, totals, data_state, notice)
+        state, totals = self.train_epoch(state, batches, epoch, done, totals, notice)
         self.check_finite(totals)
         last_finite = totals['last_finite_loss']
         train_seconds = time.time() - began

@@ -6,7 +6,6 @@ gradual unfreezing each phase's group is masked until its phase begins, so the
 parameters it unfreezes start with zero moments (and Adam's bias correction from
 their own first step), as a new PyTorch parameter group would.
 """
-import jax.numpy as jnp
 import optax
 
 from research.config import CHOICES, ConfigError
@@ -35,14 +34,9 @@ def learning_rate(opt_config, steps_per_epoch: int, num_epochs: int,
   if all(p.lr_factor == 1 for p in phases):
     return rate
   base = rate if callable(rate) else optax.constant_schedule(rate)
-
-  def schedule(step):
-    factor = jnp.float32(1.0)
-    for phase in phases:
-      factor = jnp.where(step >= (phase.epoch - 1) * steps_per_epoch, phase.lr_factor, factor)
-    return base(step) * factor
-
-  return schedule
+  factors = optax.join_schedules([optax.constant_schedule(p.lr_factor) for p in phases],
+                                 [(p.epoch - 1) * steps_per_epoch for p in phases[1:]])
+  return lambda step: base(step) * factors(step)
 
 
 def scaling(opt_config) -> optax.GradientTransformation:

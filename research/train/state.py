@@ -13,7 +13,7 @@ from research import rundir, weights
 from research.config import ConfigError
 from research.models import call_order, get_spec, input_size
 from research.train import checkpoint
-from research.train.freeze import FreezeError, Phase, flat, param_labels, unflat
+from research.train.freeze import FreezeError, Phase, flat, param_labels
 from research.train.optim import make_optimizer
 
 
