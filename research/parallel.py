@@ -1,5 +1,9 @@
-"""Data parallelism with jax.sharding: one 'data' mesh axis over every device of every
-process.
+"""Data parallelism with jax.sharding: one 'data' mesh axis over the devices of every process.
+
+On a CPU, every core is a device of its own (`use_cpu_cores`): XLA:CPU runs many small
+ops on one thread, and a batch split over devices keeps every core busy (BENCHMARKS.md).
+A run's mesh takes as many of them as divide its batch into parts of MIN_PER_DEVICE
+images or more.
 
 Batches are sharded along 'data'; parameters and optimizer state are
 replicated. XLA inserts the cross-device reductions (gradients, BatchNorm
@@ -25,6 +29,8 @@ COORDINATOR = 'JAX_COORDINATOR_ADDRESS'
 NUM_PROCESSES, PROCESS_ID = 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'
 TIMEOUT = 'RESEARCH_DISTRIBUTED_TIMEOUT'  # seconds to wait for every process (default 120)
 CLUSTER_SIZES = ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE')  # launchers JAX detects by itself
+CPU_DEVICES = 'JAX_NUM_CPU_DEVICES'  # JAX's own setting: when set, it decides
+MIN_PER_DEVICE = 4  # images of a batch on one CPU device, at least
 
 
 class DistributedError(UserError, RuntimeError):
@@ -84,8 +90,33 @@ def barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
-def make_mesh() -> Mesh:
-  return Mesh(np.asarray(jax.devices()), ('data',))
+def use_cpu_cores() -> int | None:
+  """Each core its own JAX CPU device; only before JAX starts its backends, and not when
+  JAX_NUM_CPU_DEVICES says otherwise or this is one of several processes. The count, or
+  None where nothing changed."""
+  if os.environ.get(CPU_DEVICES) or several_processes():
+    return None
+  count = os.cpu_count() or 1
+  try:
+    jax.config.update('jax_num_cpu_devices', count)
+  except RuntimeError:  # the backends already started (a test, a notebook): as they are
+    return None
+  return count
+
+
+def dividing(batch_size: int, devices: int) -> int:
+  """The most of `devices` that divide `batch_size` into parts of MIN_PER_DEVICE or more."""
+  return max(k for k in range(1, devices + 1)
+             if batch_size % k == 0 and (k == 1 or batch_size // k >= MIN_PER_DEVICE))
+
+
+def make_mesh(batch_size: int | None = None) -> Mesh:
+  """Every device of every process; with one process on CPU devices and a `batch_size`, the
+  first `dividing` it."""
+  devices = jax.devices()
+  if batch_size and jax.process_count() == 1 and devices[0].platform == 'cpu':
+    devices = devices[:dividing(batch_size, len(devices))]
+  return Mesh(np.asarray(devices), ('data',))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

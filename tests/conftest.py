@@ -1,5 +1,12 @@
-"""Shared fixtures: the ported ImageNet classifiers, real photos, a small image folder."""
+"""Shared fixtures: the ported ImageNet classifiers, real photos, a small image folder.
+
+Tests run on one CPU device (JAX_NUM_CPU_DEVICES=1, inherited by the processes they start)
+unless a test asks for more: their bit-identical comparisons are between runs of one
+device count. test_sharding checks that more devices compute the same."""
 import functools
+import os
+
+os.environ.setdefault('JAX_NUM_CPU_DEVICES', '1')
 
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,6 @@
 """Run as a script: a few EfficientNet-Lite0 train steps; saves the parameters to argv[1].
 
-The device count comes from XLA_FLAGS, set by the caller before jax starts. SGD, not
+The device count comes from JAX_NUM_CPU_DEVICES, set by the caller before jax starts. SGD, not
 Adam: Adam's first steps are ~lr * sign(gradient), which turns float rounding in
 near-zero gradients into lr-sized differences and would hide what is compared.
 """

@@ -11,6 +11,7 @@ def run(folder, workdir, *extra):
   return main(['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
                '--config.model.pretrained=False', '--config.freeze.before=',
                '--config.batch_size=4', '--config.num_epochs=1', f'--config.data.path={folder}',
+               '--config.data.image_size=32',
                f'--config.workdir={workdir}', *extra])
 
 

@@ -28,7 +28,8 @@ def test_bfloat16_features_stay_close_to_float32_on_real_weights(name):
     config = config_for(name, dtype)
     model = create_model(config.model, 1)
     variables = init_variables(model, config, jax.random.key(0), log=lambda _: None)
-    features[dtype] = np.asarray(model.apply(variables, images, method='features'))
+    features[dtype] = np.asarray(jax.jit(lambda v, x, model=model: model.apply(
+        v, x, method='features'))(variables, images))
   f32, bf16 = features['float32'], features['bfloat16']
   assert bf16.dtype == np.float32
   assert not np.array_equal(f32, bf16)  # computed in another precision
@@ -40,7 +41,7 @@ def test_bfloat16_features_stay_close_to_float32_on_real_weights(name):
 
 def test_a_bfloat16_train_step_keeps_float32_parameters_and_statistics():
   config = config_for('mobilenet_v2', 'bfloat16')
-  config.model.pretrained = False
+  config.model.pretrained, config.data.image_size = False, 64
   model = create_model(config.model, 1)
   state, phases = create_train_state(model, config, 10, jax.random.key(0), log=lambda _: None)
   step = jax.jit(make_train_step(phases[0].labels, Task(2)))

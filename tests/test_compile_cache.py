@@ -9,7 +9,7 @@ from helpers import make_folder
 ARGS = ['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
         '--config.model.pretrained=False', '--config.freeze.before=', '--config.batch_size=4',
         '--config.num_epochs=1', '--config.gradcam.num_images=0',
-        '--config.features.num_images=0']
+        '--config.features.num_images=0', '--config.data.image_size=32']
 
 
 def test_a_second_run_loads_every_compiled_step_from_the_cache(tmp_path):

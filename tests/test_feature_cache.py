@@ -12,7 +12,7 @@ HEAD_ONLY = ['--config.model.name=simple_cnn', '--config.model.pretrained=False'
              '--config.freeze.before=head', '--config.model.hidden=8',
              '--config.model.dropout=0.3', '--config.batch_size=4',
              '--config.gradcam.num_images=0', '--config.features.num_images=0',
-             '--config.num_epochs=3', '--config.optimizer.learning_rate=0.01',
+             '--config.num_epochs=3', '--config.optimizer.learning_rate=0.01', '--config.data.image_size=32',
              '--config.data.augment.rotation=0.0', '--config.data.augment.shear=0.0',
              '--config.data.augment.zoom=0.0', '--config.data.augment.hflip=False']
 

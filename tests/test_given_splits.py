@@ -80,6 +80,7 @@ def test_no_validation_split_trains_without_validation(tmp_path):
   assert main(['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
                '--config.model.pretrained=False', '--config.freeze.before=',
                '--config.batch_size=4', '--config.num_epochs=2', '--config.gradcam.num_images=1',
+               '--config.data.image_size=32',
                '--config.data.split=(0.75, 0, 0.25)', f'--config.data.path={images}',
                f'--config.workdir={tmp_path / "run"}']) == 0
   split = json.loads((tmp_path / 'run' / 'split.json').read_text())

@@ -22,6 +22,7 @@ def finished(tmp_path_factory):
 def new_config(finished, *overrides):
   return config_lib.load('configs/efficientnet_adam.py', [
       'model.name=simple_cnn', 'model.pretrained=False', 'freeze.before=', 'batch_size=4',
+      'data.image_size=32',
       f'model.init_from={finished}', *overrides])
 
 

@@ -1,6 +1,8 @@
 """The Keras ports (MobileNet, EfficientNet-B0..B7, InceptionV3, NASNetMobile) have Keras's
 layers and parameter counts, and Keras layer indices freeze what Keras would (their
 parity, block by block from a legacy .h5 file: test_parity.py)."""
+import functools
+
 import jax
 import pytest
 
@@ -13,12 +15,18 @@ from research.train.state import create_train_state
 from research.weights.keras import LEAVES
 
 
+@functools.cache
+def keras_model(name: str):
+  """Keras's model without its top, built once per test session (NASNet takes ~20 s)."""
+  return keras_reference.build(name, include_top=False)
+
+
 @pytest.mark.parametrize('name', [
     'mobilenet_v1', 'efficientnet_b0', 'inception_v3', 'nasnet_mobile',
     *[pytest.param(f'efficientnet_b{i}', marks=pytest.mark.slow) for i in range(1, 8)]])
 def test_recorded_layer_list_equals_keras(name):
   """The layer list a Keras port is loaded and frozen by is Keras's own `model.layers`."""
-  ref = keras_reference.build(name, include_top=False)
+  ref = keras_model(name)
   layers = MODELS[name].weight_format.layers
   assert tuple(layer.name for layer in ref.layers[:len(layers)]) == layers
 
@@ -29,7 +37,7 @@ def test_parameter_count_equals_keras(name):
   model, variables = imagenet_classifier(name)
   ours = sum(x.size for x in jax.tree.leaves(variables))
   ours -= sum(x.size for x in jax.tree.leaves(variables['params']['head']))
-  ref = keras_reference.build(name, include_top=False)
+  ref = keras_model(name)
   sample_count = sum(1 for w in ref.weights if w.path.endswith('/count'))  # Normalization's
   assert ours == ref.count_params() - sample_count
   if name == 'nasnet_mobile':
@@ -53,14 +61,16 @@ def keras_trainable_as_flax(model) -> set[str]:
 def test_freezing_from_a_keras_layer_index_freezes_what_keras_would(name, index):
   """`freeze.before='752'` trains what Keras trains after
   `for layer in model.layers[:752]: layer.trainable = False` (and the new head)."""
-  ref = keras_reference.build(name, include_top=False)
+  ref = keras_model(name)
   for layer in ref.layers[:index]:
     layer.trainable = False
   expected = keras_trainable_as_flax(ref) | {'head/logits/kernel', 'head/logits/bias'}
+  for layer in ref.layers:  # the shared model as built
+    layer.trainable = True
 
   config = base_config()
   config.model.name, config.model.pretrained = name, False
-  config.freeze.before = str(index)
+  config.freeze.before, config.data.image_size = str(index), 64  # labels: any size
   _, phases = create_train_state(create_model(config.model, 1), config, 10, jax.random.key(0))
   labels = phases[0].labels
   assert {p for p, l in labels.items() if l == TRAINABLE} == expected

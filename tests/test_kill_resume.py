@@ -22,7 +22,8 @@ ARGS = ['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
         '--config.model.pretrained=False', '--config.freeze.before=', '--config.batch_size=4',
         '--config.gradcam.num_images=0', '--config.data.augment.rotation=10.0',
         '--config.data.augment.hflip=True', '--config.num_epochs=3',
-        '--config.checkpoint.every_steps=1', '--config.checkpoint.keep=2']
+        '--config.checkpoint.every_steps=1', '--config.checkpoint.keep=2',
+        '--config.data.image_size=32']
 
 
 def command(folder, run_dir, *extra):

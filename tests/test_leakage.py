@@ -64,6 +64,7 @@ def run(folder, run_dir, *extra):
   return main(['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
                '--config.model.pretrained=False', '--config.freeze.before=',
                '--config.batch_size=4', '--config.num_epochs=1', '--config.gradcam.num_images=0',
+               '--config.data.image_size=32',
                f'--config.data.path={folder}', f'--config.workdir={run_dir}', *extra])
 
 def test_leakage_is_listed_in_the_run_directory(tmp_path, capsys):

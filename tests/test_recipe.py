@@ -25,7 +25,7 @@ from research.train.step import class_weights
 
 SMALL = ['--config.model.name=simple_cnn', '--config.model.pretrained=False',
          '--config.freeze.before=', '--config.batch_size=4', '--config.gradcam.num_images=1',
-         '--config.features.num_images=0']
+         '--config.features.num_images=0', '--config.data.image_size=32']
 HISTORY = [{'epoch': 1, 'val_accuracy': 0.6, 'val_loss': 0.9, 'val_balanced_accuracy': 0.3},
            {'epoch': 2, 'val_accuracy': 0.8, 'val_loss': 0.7, 'val_balanced_accuracy': 0.5},
            {'epoch': 3, 'val_accuracy': 0.7, 'val_loss': 0.5, 'val_balanced_accuracy': 0.6},

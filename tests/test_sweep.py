@@ -19,7 +19,7 @@ CONFIG = '''from research.config import base_config
 def get_config():
   c = base_config()
   c.model.name, c.model.pretrained = 'simple_cnn', False
-  c.batch_size, c.num_epochs = 4, 2
+  c.batch_size, c.num_epochs, c.data.image_size = 4, 2, 32
   c.gradcam.num_images = 1
   c.checkpoint.every_steps, c.checkpoint.keep = 1, 2
   c.data.path = {folder!r}

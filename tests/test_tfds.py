@@ -101,6 +101,7 @@ def test_a_run_on_a_tfds_dataset(tmp_path):
   assert main(['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
                '--config.model.pretrained=False', '--config.freeze.before=',
                '--config.batch_size=4', '--config.num_epochs=1', '--config.gradcam.num_images=1',
+               '--config.data.image_size=32',
                '--config.data.tfds=cats_vs_dogs', f'--config.data.tfds_dir={data_dir}',
                f'--config.workdir={run}']) == 0
   split = json.loads((run / 'split.json').read_text())

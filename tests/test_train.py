@@ -12,7 +12,7 @@ from research.train import checkpoint
 from research.train.freeze import flat
 
 SMALL = ['--config.model.name=simple_cnn', '--config.model.pretrained=False', '--config.freeze.before=',
-         '--config.batch_size=4', '--config.gradcam.num_images=2',
+         '--config.batch_size=4', '--config.gradcam.num_images=2', '--config.data.image_size=32',
          '--config.data.augment.rotation=10.0', '--config.data.augment.hflip=True']
 
 

@@ -36,7 +36,7 @@ def train_rate(model: str, batch: int, size: int, steps: int) -> float:
   from research.train.step import make_train_step  # pylint: disable=import-outside-toplevel
   config = base_config()
   config.model.name, config.model.pretrained, config.data.image_size = model, False, size
-  mesh, rng = make_mesh(), np.random.default_rng(0)
+  mesh, rng = make_mesh(batch), np.random.default_rng(0)
   images = shard_batch({'image': rng.integers(0, 255, (batch, size, size, 3), dtype=np.uint8),
                         'label': np.arange(batch, dtype=np.int32) % 2}, mesh)
   state, phases = create_train_state(create_model(config.model, 1), config, 10,
@@ -72,12 +72,15 @@ def main_command(smoke: bool) -> dict:
   wall-clock seconds and its test report."""
   with tempfile.TemporaryDirectory() as tmp:
     extra = (['--config.model.name=simple_cnn', '--config.model.pretrained=False',
-              '--config.num_epochs=1', '--config.data.image_size=32',
+              '--config.freeze.before=', '--config.num_epochs=1', '--config.data.image_size=32',
               '--config.gradcam.num_images=1', '--config.features.num_images=1']
              if smoke else [])
     began = time.time()
-    subprocess.run([sys.executable, '-m', 'research.cli.main', 'configs/efficientnet_adam.py',
-                    *extra, f'--config.workdir={tmp}/run'], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, '-m', 'research.cli.main',
+                           'configs/efficientnet_adam.py', *extra, f'--config.workdir={tmp}/run'],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+      raise RuntimeError(f'the main command failed:\n{done.stderr[-2000:]}')
     report = json.loads((Path(tmp) / 'run' / 'report.json').read_text())
   return {'seconds': time.time() - began, 'accuracy': report['accuracy'],
           'balanced_accuracy': report['balanced_accuracy']}

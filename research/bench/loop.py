@@ -17,7 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from research import compile_cache
+from research import compile_cache, parallel
 from research.config import load
 from research.data import load_source, make_split, split_records, steps_per_epoch
 from research.train.loop import PreemptionNotice, Training, build, on_devices, variables
@@ -82,6 +82,7 @@ def main() -> None:
   parser.add_argument('--epochs', type=int, default=2)
   parser.add_argument('--run-dir', default='/tmp/research-bench-loop')
   args = parser.parse_args()
+  parallel.use_cpu_cores()
   compile_cache.enable()
   print(json.dumps(measure(args.variant, args.epochs, args.run_dir)))
 

@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 
-from research import compile_cache
+from research import compile_cache, parallel
 from research.bench.rows import ROWS
 
 WARMUP = 2
@@ -75,7 +75,7 @@ def jax_step(row, batch: int, overrides: dict):
 
   config = row_config(row, overrides)
   size = get_spec(row.model).input_size
-  mesh = make_mesh()
+  mesh = make_mesh(batch)
   rng = np.random.default_rng(0)
   batch = shard_batch({'image': rng.integers(0, 255, (batch, size, size, 3), dtype=np.uint8),
                        'label': np.arange(batch, dtype=np.int32) % 2}, mesh)
@@ -121,6 +121,7 @@ def main() -> None:
   row = ROWS[args.row]
   began = time.perf_counter()
   if args.side == 'jax':
+    parallel.use_cpu_cores()
     compile_cache.enable()
     overrides = dict(item.split('=', 1) for item in args.set)
     fn, block, trainable = jax_step(row, args.batch, overrides)

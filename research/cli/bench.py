@@ -17,6 +17,7 @@ import jax
 from research.bench.rows import ROWS
 from research.config import base_config
 from research.data import load_source, run_batches
+from research.machine import describe
 
 DTYPE_ROWS = (1, 3)  # EfficientNet-Lite0 and MobileNetV2, full fine-tune
 
@@ -29,12 +30,14 @@ def measure(side: str, row: int, *extra: str, env: dict | None = None) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def side_by_side(rows: list[int], steps: int) -> list[str]:
+def side_by_side(rows: list[int], steps: int, measured: dict) -> list[str]:
+  """Each row on both sides; this project's images/s go into `measured` (by row)."""
   lines = ['| configuration | reference | trainable parameters: reference / this project | '
            'reference img/s | this project img/s | ratio |', '|---|---|---|---|---|---|']
   for i in rows:
     ref = measure('torch', i, '--steps', str(steps))
     ours = measure('jax', i, '--steps', str(steps))
+    measured[i] = ours['images_per_s']
     if ref['trainable'] != ours['trainable']:
       raise RuntimeError(f'row {i}: the reference trains {ref["trainable"]:,} parameters, this '
                          f'project {ours["trainable"]:,}: not the same work')
@@ -83,6 +86,37 @@ def end_to_end(epochs: int) -> list[str]:
                f'{ref_total:.0f} | {ours_total:.0f} | {ref_total / ours_total:.2f} |')
   lines.append(f'| trainable parameters | {ref["trainable"]:,} | {ours_trainable:,} | |')
   print('\n'.join(lines[2:]), flush=True)
+  return lines
+
+
+def cpu_devices(rows: list[int], steps: int, every_core: dict) -> list[str]:
+  """This project's step on one CPU device beside every core a device of its own (the
+  default: the batch split over as many as divide it, research.parallel)."""
+  from research.parallel import dividing  # pylint: disable=import-outside-toplevel
+  devices = dividing(20, os.cpu_count())
+  lines = ['| configuration | 1 device img/s | every core a device img/s | ratio |',
+           '|---|---|---|---|']
+  for i in rows:
+    one = measure('jax', i, '--steps', str(steps),
+                  env={**os.environ, 'JAX_NUM_CPU_DEVICES': '1'})['images_per_s']
+    lines.append(f'| {ROWS[i].label} | {one:.1f} | {every_core[i]:.1f} ({devices} devices) | '
+                 f'{every_core[i] / one:.2f} |')
+    print(lines[-1], flush=True)
+  return lines
+
+
+def loop_rows() -> list[str]:
+  """research.bench.loop: the real loop beside its bare step, each variant in a process."""
+  lines = ['| configuration, steps/s | bare jitted step | the loop on premade batches | '
+           'the loop with its input pipeline | loop / bare |', '|---|---|---|---|---|']
+  labels = {'head': 'EfficientNet-Lite0 head only, cached features (the smallest step)',
+            'main': 'EfficientNet-Lite0 from blocks_12, ELPV, augmentation (the main config)'}
+  for variant, label in labels.items():
+    _, out = timed([sys.executable, '-m', 'research.bench.loop', variant])
+    r = json.loads(out.strip().splitlines()[-1])
+    lines.append(f'| {label} | {r["bare"]:.2f} | {r["premade"]:.2f} ({r["premade"] / r["bare"]:.2f}) '
+                 f'| {r["loop"]:.2f} | {r["loop"] / r["bare"]:.2f} |')
+    print(lines[-1], flush=True)
   return lines
 
 
@@ -224,34 +258,58 @@ def input_pipeline(batches: int = 8) -> list[str]:
 
 
 def machine() -> str:
-  cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
-              if l.startswith('model name')), platform.processor())
   import torch  # pylint: disable=import-outside-toplevel
-  return (f'{cpu}, {len(jax.devices())} x {jax.devices()[0].platform} device(s), '
-          f'{os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__}, Python '
-          f'{platform.python_version()}')
+  return (f'{describe()}, {len(jax.devices())} x {jax.devices()[0].platform} device(s); jax '
+          f'{jax.__version__}, torch {torch.__version__}, Python {platform.python_version()}')
 
 
 def main(args) -> None:
   """`args`: the bench command's (research.cli.main)."""
   command = './run.sh ' + ' '.join(args.argv)
+  rows, ours = [int(i) for i in args.rows.split(',')], {}
   sections = [
       '# Benchmarks', '', f'Written by `{command}` on {time.strftime("%Y-%m-%d")}.', '',
       f'Machine: {machine()}.', '',
       '## Train step, side by side', '',
-      'Each number is its own process, one at a time: median images/s of 5 timed steps after '
-      '2 warm-up steps (compilation excluded), batch 20 at the model\'s input size, random '
-      'inputs and initialisation, Adam, a one-logit head and binary cross-entropy, the same '
-      'freezing on both sides (PyTorch: `requires_grad=False` and frozen modules in eval mode, '
-      'channels-last, all cores, denormals flushed to zero as XLA does). PyTorch runs eager. '
-      'NASNetMobile has no PyTorch implementation (torchvision and timm have none; Keras 3 '
-      'refuses it on its torch backend): its reference is Keras 3\'s own `train_on_batch` on '
-      'its JAX backend, layers[:752] frozen. Ratio = this project / reference.', '',
-      *side_by_side([int(i) for i in args.rows.split(',')], args.steps), '',
+      'Each number is its own process, one at a time: median images/s of '
+      f'{args.steps} timed steps after 2 warm-up steps (compilation excluded), batch 20 at the '
+      'model\'s input size, random inputs and initialisation, Adam, a one-logit head and binary '
+      'cross-entropy. Both sides train the same parameters, counted per row (the bench stops '
+      'if they differ; tests/test_bench.py checks every row and that no frozen parameter gets '
+      'a gradient). PyTorch: `requires_grad=False` on every parameter of the frozen modules, '
+      'those modules in eval mode, channels-last, all cores, denormals flushed to zero as XLA '
+      'does, eager; EfficientNet-Lite without drop-connect, as this project\'s port; '
+      'InceptionV3\'s BatchNorm scales fixed at 1, as Keras\'s (scale=False). NASNetMobile has '
+      'no PyTorch implementation (torchvision and timm have none; Keras 3 refuses it on its '
+      'torch backend): its reference is Keras 3\'s own `train_on_batch` on its JAX backend, '
+      'layers[:752] frozen. This project runs as `./run.sh` does: every core its own CPU '
+      'device (below). Ratio = this project / reference.', '',
+      *side_by_side(rows, args.steps, ours), '',
+      '## End to end: one run as a user runs it', '',
+      f'The main config for {args.epochs} epochs on ELPV with `./run.sh` (image check, split, '
+      'decoding and augmentation, the loop, validation each epoch, the test report; Grad-CAM '
+      'and feature maps off) beside what a PyTorch user writes for the same job '
+      '(research/bench/torch_epoch.py: a Dataset with PIL, torchvision transforms, a DataLoader '
+      'with a worker per core, the same split, model, ImageNet weights, freezing, batch and '
+      'epochs). Ratio = PyTorch seconds / this project\'s.', '',
+      *end_to_end(args.epochs), '',
+      '## Every core a CPU device', '',
+      'This project\'s step with one CPU device (JAX_NUM_CPU_DEVICES=1) beside the default, '
+      'every core a device and the batch split over as many as divide it into parts of 4 '
+      'images or more (research/parallel.py). XLA:CPU runs many small operations on one '
+      'thread; split, each device\'s run on its own.', '',
+      *cpu_devices(rows, args.steps, ours), '',
+      '## The training loop beside its step', '',
+      'Steps/s of the real loop (research.train.loop, an epoch after the first) and of its bare '
+      'jitted step repeated on one batch already on the devices; the loop on batches made '
+      'before it started shows what the loop itself costs, the loop with its input pipeline '
+      'what a run gets (decoding and augmentation share the cores with XLA here).', '',
+      *loop_rows(), '',
       '## bfloat16 compute (`--config.model.dtype=bfloat16`)', '',
       'This project alone, float32 vs bfloat16 compute (parameters and BatchNorm statistics '
       'float32). XLA:CPU converts bfloat16 matrix products and convolutions to float32, so on '
-      'CPU the switch costs time; it is meant for GPUs and TPUs.', '',
+      'CPU the switch costs time: `model.dtype=auto` (the default) computes in float32 on a '
+      'CPU, bfloat16 on a GPU or TPU.', '',
       *dtypes(args.steps), '',
       '## Persistent compilation cache', '',
       'Seconds from a fresh process\'s start (after imports) to its first train step done, '

@@ -377,6 +377,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
+  parallel.use_cpu_cores()
   compile_cache.enable()
   try:
     if not argv or argv[0] in ('-h', '--help', 'help'):

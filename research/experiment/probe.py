@@ -38,7 +38,7 @@ def frozen_features(config, split: dict, log) -> tuple[dict, dict, float]:
   same of labels (N,), the seconds the features took)."""
   model = create_model(config.model, 1)
   variables = init_variables(model, config, jax.random.key(config.seed), log)
-  mesh = parallel.make_mesh()
+  mesh = parallel.make_mesh(config.batch_size)
   inference = inference_of(config, model, Task(2), parallel.replicate(variables, mesh), mesh)
   began = time.time()
   features = {s: inference.features(split[s], [None], None, config.feature_cache.memory_gb,

@@ -33,7 +33,7 @@ def restore(run_dir: Path, which: str = 'best') -> TrainedRun:
   class_names, split = load_split(run_dir / rundir.SPLIT)
   task = Task(len(class_names))
   model = create_model(config.model, task.outputs)
-  size, mesh = input_size(config), parallel.make_mesh()
+  size, mesh = input_size(config), parallel.make_mesh(config.batch_size)
   sharding = parallel.replicated(mesh)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8))
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
@@ -100,7 +100,7 @@ def run(config, run_dir: Path, resume: bool = False, log=print, on_epoch=None,
       start_run(run_dir, config, prepared)
     labels = setup.phases[0].labels
     log(f'train:   {sum(l == TRAINABLE for l in labels.values())}/{len(labels)} parameter '
-        f'tensors trainable; {len(jax.devices())} {jax.devices()[0].platform} device(s); '
+        f'tensors trainable; {setup.mesh.size} {jax.devices()[0].platform} device(s); '
         f'{steps} steps/epoch of {config.batch_size}')
     _, records = fit(config, run_dir, setup, split['train'], resume,
                      validation(config, setup, split['val']), log, on_epoch)

@@ -69,10 +69,10 @@ class Setup:
 def build(config, num_classes: int, steps: int, log=print) -> Setup:
   task = Task(num_classes)
   model = create_model(config.model, task.outputs)
-  mesh = parallel.make_mesh()
-  if config.batch_size % len(jax.devices()):
+  mesh = parallel.make_mesh(config.batch_size)
+  if config.batch_size % mesh.size:
     raise ConfigError(f'batch_size {config.batch_size} must be a multiple of the device count '
-                      f'{len(jax.devices())} ({jax.process_count()} process(es)): change '
+                      f'{mesh.size} ({jax.process_count()} process(es)): change '
                       f'--config.batch_size')
   state, phases = create_train_state(model, config, steps, jax.random.key(config.seed), log)
   return Setup(model, task, parallel.replicate(state, mesh), phases, mesh, steps,
