@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./run.sh CONFIG.py[:VARIANT] | sweep CONFIG.py | compare RUN... | eval RUN | gradcam RUN IMG... | features RUN IMG... | bench | test   (see README.md)
+# ./run.sh CONFIG.py[:VARIANT] | sweep CONFIG.py | tune CONFIG.py --trials N | compare RUN... | eval RUN | gradcam RUN IMG... | features RUN IMG... | bench | test   (see README.md)
 # The first call makes .venv and installs the pinned dependencies; later calls reuse it.
 set -euo pipefail
 cd "$(dirname "$0")"
