@@ -5,6 +5,7 @@ practitioner's recipe, step by step from the main config.
     ./run.sh configs/elpv_levels.py                # the step chosen on validation: unweighted
     ./run.sh configs/elpv_levels.py:baseline       # any step
     ./run.sh sweep configs/elpv_levels.py          # every step: the ablation table
+    ./run.sh tune configs/elpv_levels.py --trials 20   # the knobs searched (get_search_space)
 
 Each step adds to the one before:
   baseline  the main config (EfficientNet-Lite0 from blocks_12, Adam 1e-3, 224 px, 6 epochs)
@@ -54,3 +55,20 @@ def get_config(arg='unweighted'):
 
 def get_sweep():
   return [{'variant': name} for name in STEPS]
+
+
+def get_search_space():
+  """What `./run.sh tune` searches around the chosen step (research/experiment/tune.py).
+  Sized for this 2-core CPU machine: the baseline's epoch (224 px, from blocks_12) took 49 s,
+  300 px 1.6 times that and fine-tuning from blocks_8 twice that (README), so a trial here
+  should take about 2 to 5 minutes (the deepest start, blocks_11, at 260 px for 4 epochs)
+  and a pruned one less."""
+  return {
+      'optimizer.learning_rate': ('loguniform', 1e-4, 3e-3),
+      # the 192-channel stage on (blocks_11), the config's blocks_12, the last block, the head
+      'freeze.before': ['backbone/blocks_11', 'backbone/blocks_12', 'backbone/blocks_15', 'head'],
+      'loss.class_weights': ['', 'balanced'],
+      'loss.label_smoothing': ('uniform', 0.0, 0.2),
+      'num_epochs': [2, 3, 4],
+      'data.image_size': [224, 260],
+  }

@@ -15,7 +15,7 @@ from research import compile_cache, parallel, rundir
 from research.data import DataError
 from research.errors import UserError
 from research.evaluate import evaluate
-from research.experiment import compare, curve, probe, sweep
+from research.experiment import compare, curve, probe, sweep, tune
 from research.experiment.predict import write_predictions
 from research.experiment.run import restore, run
 from research.explain.run import explain_files, feature_maps
@@ -201,6 +201,31 @@ def run_curve(args) -> None:
   print(f'curve:   {out}/curve.md (curve.csv, curve.png)')
 
 
+def run_tune(args) -> None:
+  if args.resume:
+    if args.config or args.overrides or args.out:
+      raise config_lib.ConfigError('tune --resume TUNE_DIR takes only --trials N: the tune '
+                                   'directory holds its config, overrides and search space')
+    tune_dir = Path(args.resume)
+    result = tune.resume(tune_dir, args.trials)
+  elif args.config and args.trials is not None:
+    tune_dir, result = tune.start(args.config, args.overrides, args.trials, args.out)
+  else:
+    raise config_lib.ConfigError(f'usage: {args.usage}')
+  best = result['best']
+  if best:
+    print(f'best:    trial {best["trial"]}: {best["metric"]} {best["value"]:.4f} on validation '
+          f'({best["run_dir"]})')
+    print(f'test:    accuracy {best["test_accuracy"]:.4f}, balanced accuracy '
+          f'{best["test_balanced_accuracy"]:.4f} (scored for the best trial alone, weights of '
+          f'epoch {best["epoch"]})')
+    print(f'alone:   {best["command"]}')
+  elif result['running']:
+    print(f'tune:    {result["running"]} trial(s) still run in other processes; the last to '
+          f'finish scores the best trial on the test split')
+  print(f'tune:    {tune_dir}/tune.md (tune.csv, tune.png, importance.png, best.json)')
+
+
 def run_bench(args) -> None:
   if args.accelerator or args.smoke:
     from research.bench import accelerator  # pylint: disable=import-outside-toplevel
@@ -306,6 +331,17 @@ def add_curve(p) -> None:
   p.add_argument('--out', metavar='DIR', help='where curve.md, curve.csv and curve.png go')
 
 
+def add_tune(p) -> None:
+  p.add_argument('config', nargs='?', metavar='CONFIG.py[:VARIANT]',
+                 help='a config with get_search_space() (see research/experiment/tune.py)')
+  p.add_argument('--trials', type=int, metavar='N',
+                 help='complete + pruned trials to reach (with --resume: raises the number)')
+  p.add_argument('--resume', metavar='TUNE_DIR', help='continue a killed tune, or join a '
+                 'running one from another process (one study, several processes)')
+  p.add_argument('--out', metavar='DIR',
+                 help='the tune directory (default: checkpoints/<config>-tune-<time>)')
+
+
 # name: (what it does, its usage after the name, its arguments, what runs it, takes overrides)
 COMMANDS = {
     'train': ('train, evaluate and explain an experiment (the default: ./run.sh CONFIG.py)',
@@ -333,6 +369,10 @@ COMMANDS = {
               'extrapolated', f'[CONFIG.py] [--models NAME,...] [--sizes S,...] [--seeds N] '
               f'[--target ACCURACY] [--mode probe|finetune] {OVERRIDES} [--out DIR]', add_curve,
               run_curve, True),
+    'tune': ('hyper-parameters chosen on validation by Optuna (TPE, median pruning) over '
+             "a config's get_search_space(); the best trial alone scored on the test split",
+             f'CONFIG.py[:VARIANT] --trials N {OVERRIDES} [--out DIR] | ./run.sh tune --resume '
+             f'TUNE_DIR [--trials N]', add_tune, run_tune, True),
     'bench': ('this project beside PyTorch and more -> BENCHMARKS.md',
               '[--rows I,J,...] [--steps N] [--epochs N] [--out FILE] [--accelerator] '
               '[--smoke]', add_bench_arguments,

@@ -1,4 +1,5 @@
-"""PNG figures: training curves, ROC curves, confusion matrix, runs compared, learning curves."""
+"""PNG figures: training curves, ROC curves, confusion matrix, runs compared, learning curves,
+a tune's trials and parameter importances."""
 from pathlib import Path
 
 import matplotlib
@@ -94,6 +95,42 @@ def learning_curves(curves: dict, path: Path) -> None:
          title='learning curve (fit solid, extrapolation to 4× dashed)')
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def tuning(trials: list[int], values: list, states: list[str], metric: str, maximize: bool,
+           path: Path) -> None:
+  """A tune's validation metric per trial (complete: dots, pruned: crosses at their best
+  epoch's value) and the running best of the complete trials."""
+  fig, ax = plt.subplots(figsize=(7, 4.2))
+  for state, marker, color in (('complete', 'o', 'tab:blue'), ('pruned', 'x', 'tab:gray')):
+    points = [(t, v) for t, v, s in zip(trials, values, states) if s == state and v is not None]
+    if points:
+      ax.plot(*zip(*points), marker, color=color, label=state, linestyle='none')
+  complete = [(t, v) for t, v, s in zip(trials, values, states) if s == 'complete']
+  if complete:
+    best = (np.maximum if maximize else np.minimum).accumulate([v for _, v in complete])
+    ax.step([t for t, _ in complete], best, where='post', color='tab:red', label='best so far')
+  ax.set(xlabel='trial', ylabel=metric, title=f'tune: {metric} by trial')
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def importance(importances: dict, path: Path) -> None:
+  """Parameter importances (fractions of the metric's variance), largest on top."""
+  fig, ax = plt.subplots(figsize=(7, 0.5 * len(importances) + 1.5))
+  names = list(importances)
+  ax.barh(range(len(names)), [importances[n] for n in names], color='tab:blue')
+  ax.set_yticks(range(len(names)), names, fontsize=8)
+  ax.invert_yaxis()
+  ax.set(xlabel='importance (fANOVA)', title='what the validation metric depends on')
+  ax.grid(alpha=0.3, axis='x')
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
