@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jax
 
+from research.bench.accelerator import SECTION
 from research.bench.rows import ROWS
 from research.config import base_config
 from research.data import load_source, run_batches
@@ -264,72 +265,75 @@ def machine() -> str:
 
 
 def main(args) -> None:
-  """`args`: the bench command's (research.cli.main)."""
+  """`args`: the bench command's (research.cli.main). The file is rewritten after each
+  section, so a failure keeps what was measured."""
   command = './run.sh ' + ' '.join(args.argv)
   rows, ours = [int(i) for i in args.rows.split(',')], {}
   sections = [
-      '# Benchmarks', '', f'Written by `{command}` on {time.strftime("%Y-%m-%d")}.', '',
-      f'Machine: {machine()}.', '',
-      '## Train step, side by side', '',
-      'Each number is its own process, one at a time: median images/s of '
-      f'{args.steps} timed steps after 2 warm-up steps (compilation excluded), batch 20 at the '
-      'model\'s input size, random inputs and initialisation, Adam, a one-logit head and binary '
-      'cross-entropy. Both sides train the same parameters, counted per row (the bench stops '
-      'if they differ; tests/test_bench.py checks every row and that no frozen parameter gets '
-      'a gradient). PyTorch: `requires_grad=False` on every parameter of the frozen modules, '
-      'those modules in eval mode, channels-last, all cores, denormals flushed to zero as XLA '
-      'does, eager; EfficientNet-Lite without drop-connect, as this project\'s port; '
-      'InceptionV3\'s BatchNorm scales fixed at 1, as Keras\'s (scale=False). NASNetMobile has '
-      'no PyTorch implementation (torchvision and timm have none; Keras 3 refuses it on its '
-      'torch backend): its reference is Keras 3\'s own `train_on_batch` on its JAX backend, '
-      'layers[:752] frozen. This project runs as `./run.sh` does: every core its own CPU '
-      'device (below). Ratio = this project / reference.', '',
-      *side_by_side(rows, args.steps, ours), '',
-      '## End to end: one run as a user runs it', '',
-      f'The main config for {args.epochs} epochs on ELPV with `./run.sh` (image check, split, '
-      'decoding and augmentation, the loop, validation each epoch, the test report; Grad-CAM '
-      'and feature maps off) beside what a PyTorch user writes for the same job '
-      '(research/bench/torch_epoch.py: a Dataset with PIL, torchvision transforms, a DataLoader '
-      'with a worker per core, the same split, model, ImageNet weights, freezing, batch and '
-      'epochs). Ratio = PyTorch seconds / this project\'s.', '',
-      *end_to_end(args.epochs), '',
-      '## Every core a CPU device', '',
-      'This project\'s step with one CPU device (JAX_NUM_CPU_DEVICES=1) beside the default, '
-      'every core a device and the batch split over as many as divide it into parts of 4 '
-      'images or more (research/parallel.py). XLA:CPU runs many small operations on one '
-      'thread; split, each device\'s run on its own.', '',
-      *cpu_devices(rows, args.steps, ours), '',
-      '## The training loop beside its step', '',
-      'Steps/s of the real loop (research.train.loop, an epoch after the first) and of its bare '
-      'jitted step repeated on one batch already on the devices; the loop on batches made '
-      'before it started shows what the loop itself costs, the loop with its input pipeline '
-      'what a run gets (decoding and augmentation share the cores with XLA here).', '',
-      *loop_rows(), '',
-      '## bfloat16 compute (`--config.model.dtype=bfloat16`)', '',
-      'This project alone, float32 vs bfloat16 compute (parameters and BatchNorm statistics '
-      'float32). XLA:CPU converts bfloat16 matrix products and convolutions to float32, so on '
-      'CPU the switch costs time: `model.dtype=auto` (the default) computes in float32 on a '
-      'CPU, bfloat16 on a GPU or TPU.', '',
-      *dtypes(args.steps), '',
-      '## Persistent compilation cache', '',
-      'Seconds from a fresh process\'s start (after imports) to its first train step done, '
-      'model built and step compiled: with an empty JAX compilation cache, then again with '
-      'the cache the first run filled.', '',
-      *compile_cache(), '',
-      '## Frozen features computed once (`feature_cache`)', '',
-      f'Two runs of the main config made head-only with augmentation off, {args.epochs} '
-      'epochs each, with `feature_cache.enabled` False and True (equal results: '
-      'tests/test_feature_cache.py).', '',
-      *feature_cache(args.epochs), '',
-      '## Formulations chosen on CPU', '',
-      'One layer\'s forward and backward (input and kernel gradients), median ms: what '
-      'research/models/layers.py computes on CPU, XLA\'s own convolution, and PyTorch. On '
-      'other backends the XLA convolution is used.', '',
-      *formulations(args.steps), '',
-      '## Input pipeline', '',
-      'ELPV\'s 300 x 300 greyscale PNGs decoded, resized to 224 and augmented (rotation 40, '
-      'shear 0.2, zoom 0.2, flip), batch 20. A camera JPEG of several megapixels decodes '
-      'several times slower: measure your own images with a short run.', '',
-      *input_pipeline(), '']
-  Path(args.out).write_text('\n'.join(sections))
+      ('Train step, side by side',
+       'Each number is its own process, one at a time: median images/s of '
+       f'{args.steps} timed steps after 2 warm-up steps (compilation excluded), batch 20 at the '
+       'model\'s input size, random inputs and initialisation, Adam, a one-logit head and '
+       'binary cross-entropy. Both sides train the same parameters, counted per row (the bench '
+       'stops if they differ; tests/test_bench.py checks every row and that no frozen parameter '
+       'gets a gradient). PyTorch: `requires_grad=False` on every parameter of the frozen '
+       'modules, those modules in eval mode, channels-last, all cores, denormals flushed to '
+       'zero as XLA does, eager; EfficientNet-Lite without drop-connect, as this project\'s '
+       'port; InceptionV3\'s BatchNorm scales fixed at 1, as Keras\'s (scale=False). '
+       'NASNetMobile has no PyTorch implementation (torchvision and timm have none; Keras 3 '
+       'refuses it on its torch backend): its reference is Keras 3\'s own `train_on_batch` on '
+       'its JAX backend, layers[:752] frozen. This project runs as `./run.sh` does: every core '
+       'its own CPU device (below). Ratio = this project / reference. '
+       '`python -m research.bench.profile ROW` shows where a row\'s step spends its time.',
+       lambda: side_by_side(rows, args.steps, ours)),
+      ('End to end: one run as a user runs it',
+       f'The main config for {args.epochs} epochs on ELPV with `./run.sh` (image check, split, '
+       'decoding and augmentation, the loop, validation each epoch, the test report; Grad-CAM '
+       'and feature maps off) beside what a PyTorch user writes for the same job '
+       '(research/bench/torch_epoch.py: a Dataset with PIL, torchvision transforms, a '
+       'DataLoader with a worker per core, the same split, model, ImageNet weights, freezing, '
+       'batch and epochs). Ratio = PyTorch seconds / this project\'s.',
+       lambda: end_to_end(args.epochs)),
+      ('Every core a CPU device',
+       'This project\'s step with one CPU device (JAX_NUM_CPU_DEVICES=1) beside the default, '
+       'every core a device and the batch split over as many as divide it into parts of 4 '
+       'images or more (research/parallel.py). XLA:CPU runs many small operations on one '
+       'thread; split, each device\'s run on its own.',
+       lambda: cpu_devices(rows, args.steps, ours)),
+      ('The training loop beside its step',
+       'Steps/s of the real loop (research.train.loop, an epoch after the first) and of its '
+       'bare jitted step repeated on one batch already on the devices; the loop on batches '
+       'made before it started shows what the loop itself costs, the loop with its input '
+       'pipeline what a run gets (decoding and augmentation share the cores with XLA here).',
+       loop_rows),
+      ('bfloat16 compute (`--config.model.dtype=bfloat16`)',
+       'This project alone, float32 vs bfloat16 compute (parameters and BatchNorm statistics '
+       'float32). XLA:CPU converts bfloat16 matrix products and convolutions to float32, so on '
+       'CPU the switch costs time: `model.dtype=auto` (the default) computes in float32 on a '
+       'CPU, bfloat16 on a GPU or TPU.', lambda: dtypes(args.steps)),
+      ('Persistent compilation cache',
+       'Seconds from a fresh process\'s start (after imports) to its first train step done, '
+       'model built and step compiled: with an empty JAX compilation cache, then again with '
+       'the cache the first run filled.', compile_cache),
+      ('Frozen features computed once (`feature_cache`)',
+       f'Two runs of the main config made head-only with augmentation off, {args.epochs} '
+       'epochs each, with `feature_cache.enabled` False and True (equal results: '
+       'tests/test_feature_cache.py).', lambda: feature_cache(args.epochs)),
+      ('Formulations chosen on CPU',
+       'One layer\'s forward and backward (input and kernel gradients), median ms: what '
+       'research/models/layers.py computes on CPU, XLA\'s own convolution, and PyTorch. On '
+       'other backends the XLA convolution is used.', lambda: formulations(args.steps)),
+      ('Input pipeline',
+       'ELPV\'s 300 x 300 greyscale PNGs decoded, resized to 224 and augmented (rotation 40, '
+       'shear 0.2, zoom 0.2, flip), batch 20. A camera JPEG of several megapixels decodes '
+       'several times slower: measure your own images with a short run.', input_pipeline),
+  ]
+  out = Path(args.out)
+  accelerator = (out.read_text().partition(SECTION)[2] if out.exists() else '')
+  text = ['# Benchmarks', '', f'Written by `{command}` on {time.strftime("%Y-%m-%d")}.', '',
+          f'Machine: {machine()}.', '']
+  for title, intro, measure_section in sections:
+    print(f'## {title}', flush=True)
+    text += [f'## {title}', '', intro, '', *measure_section(), '']
+    out.write_text('\n'.join(text) + (f'\n{SECTION}{accelerator}' if accelerator else ''))
   print(f'wrote {args.out}')
