@@ -130,6 +130,8 @@ def replicate(tree, mesh: Mesh):
 def shard_batch(batch: dict, mesh: Mesh) -> dict:
   """This process's part of the global batch -> one global array per key."""
   sharding = NamedSharding(mesh, P('data'))
+  if jax.process_count() == 1:  # the whole batch is here: one transfer
+    return jax.device_put(batch, sharding)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 

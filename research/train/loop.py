@@ -227,8 +227,7 @@ class Training:
               unit='step', disable=None) as bar:
       for step in range(done + 1, steps + 1):
         global_step = (epoch - 1) * steps + step
-        state, totals = self.step_fn(state, totals, next(batches), self.rng,
-                                     jnp.int32(global_step))
+        state, totals = self.step_fn(state, totals, next(batches), self.rng)
         bar.update()
         if self.log_every and step % self.log_every == 0 and step < steps:
           self.check_finite(totals)
@@ -276,9 +275,9 @@ class Training:
           break
         self.set_phase(epoch)
         began = time.time()
-        done, totals = 0, {**zero_totals(), 'last_finite_loss': last_finite}
-        if epoch == start['epoch'] and start['step']:
-          done = start['step']
+        done = start['step'] if epoch == start['epoch'] else 0
+        totals = {**zero_totals((epoch - 1) * steps + done), 'last_finite_loss': last_finite}
+        if done:
           totals = {k: jnp.asarray(v, zero_totals()[k].dtype) for k, v in
                     {**jax.device_get(totals), **start['totals']}.items()}
         state, totals = self.train_epoch(state, batches, epoch, done, totals, notice)

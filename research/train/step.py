@@ -79,21 +79,23 @@ def make_train_step(labels: dict, task: Task, skip_nonfinite: bool = False,
 
 
 
-def zero_totals() -> dict:
-  """An epoch's running sums (over finite steps) and its first non-finite step (0: none)."""
+def zero_totals(step: int = 0) -> dict:
+  """An epoch's running sums (over finite steps), its first non-finite step (0: none), and
+  the global step done last (`step` before the epoch's first)."""
   return {'loss': jnp.float32(0), 'accuracy': jnp.float32(0), 'finite_steps': jnp.float32(0),
           'first_nonfinite': jnp.int32(0), 'nonfinite_loss': jnp.float32(0),
-          'last_finite_loss': jnp.float32(jnp.nan)}
+          'last_finite_loss': jnp.float32(jnp.nan), 'step': jnp.int32(step)}
 
 
 def with_totals(train_step):
   """`train_step` that also adds its metrics to the epoch's `totals`, on device, in the same
-  dispatch: (state, totals, batch, rng, step) -> (state, totals). Nothing is read back."""
+  dispatch: (state, totals, batch, rng) -> (state, totals). Nothing is read back, and
+  nothing but the batch is sent."""
   step_only = train_step
 
-  def train_step(state, totals, batch, rng, step):  # pylint: disable=function-redefined
+  def train_step(state, totals, batch, rng):  # pylint: disable=function-redefined
     state, metrics = step_only(state, batch, rng)
-    ok, loss = metrics['finite'], metrics['loss']
+    ok, loss, step = metrics['finite'], metrics['loss'], totals['step'] + 1
     first = (totals['first_nonfinite'] == 0) & ~ok
     return state, {
         'loss': totals['loss'] + jnp.where(ok, loss, 0.0),
@@ -102,5 +104,6 @@ def with_totals(train_step):
         'first_nonfinite': jnp.where(first, step, totals['first_nonfinite']),
         'nonfinite_loss': jnp.where(first, loss, totals['nonfinite_loss']),
         'last_finite_loss': jnp.where(ok & (totals['first_nonfinite'] == 0), loss,
-                                      totals['last_finite_loss'])}
+                                      totals['last_finite_loss']),
+        'step': step}
   return train_step
