@@ -53,7 +53,8 @@ def balanced_draw(labels, seed: int) -> np.ndarray:
 
 def _epoch(records, load, epoch: int, data_config, batch_size: int, seed: int,
            shard: tuple[int, int]) -> grain.MapDataset:
-  """One epoch of `load(record, rng)`, shuffled and batched (see `train_batches`)."""
+  """One epoch of `load(record, rng)`, shuffled and batched (see `train_batches`), each
+  batch then passed through `load.batch` if it has one."""
   index, count = shard
   records = list(records)
   if data_config.balanced_sampling:
@@ -66,7 +67,8 @@ def _epoch(records, load, epoch: int, data_config, batch_size: int, seed: int,
             .shuffle(seed=epoch_seed(seed, epoch))
             .random_map(load, seed=epoch_seed(seed + 1, epoch))
             .batch(batch_size // count, drop_remainder=True))
-  return blocks[:steps_per_epoch(len(records), batch_size) * count][index::count]
+  blocks = blocks[:steps_per_epoch(len(records), batch_size) * count][index::count]
+  return blocks.map(load.batch) if hasattr(load, 'batch') else blocks
 
 
 def _iterate(ds: grain.MapDataset, data_config, batch_size: int, workers: int = 0):
@@ -93,15 +95,18 @@ class Augmented:
 
 
 class Cached:
-  """Loads record (index, label) from precomputed `features` (views, N, ...): one view of
-  it, drawn at random."""
+  """Record (index, label) of precomputed `features` (views, N, ...): one view of it, drawn
+  at random; a batch's features are gathered at once (`batch`)."""
 
   def __init__(self, features):
     self.features = features
 
   def __call__(self, record, rng):
     view = rng.integers(len(self.features)) if len(self.features) > 1 else 0
-    return {'features': self.features[view, record[0]], 'label': np.int32(record[1])}
+    return {'view': np.int32(view), 'index': np.int32(record[0]), 'label': np.int32(record[1])}
+
+  def batch(self, batch: dict) -> dict:
+    return {'features': self.features[batch['view'], batch['index']], 'label': batch['label']}
 
 
 def train_batches(records, epoch: int, data_config, size: int, batch_size: int, seed: int,
