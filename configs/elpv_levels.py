@@ -58,17 +58,16 @@ def get_sweep():
 
 
 def get_search_space():
-  """What `./run.sh tune` searches around the chosen step (research/experiment/tune.py).
-  Sized for this 2-core CPU machine: the baseline's epoch (224 px, from blocks_12) took 49 s,
-  300 px 1.6 times that and fine-tuning from blocks_8 twice that (README), so a trial here
-  should take about 2 to 5 minutes (the deepest start, blocks_11, at 260 px for 4 epochs)
-  and a pruned one less."""
+  """What `./run.sh tune` searches around the chosen step (research/experiment/tune.py):
+  how deep to fine-tune, how long, at which resolution, the rate, the loss and flip TTA.
+  The costliest trial (from blocks_8 at the native 300 px for 5 epochs) takes about 4
+  times the main config's time on a 2-core CPU; the median pruner stops poor ones early."""
   return {
       'optimizer.learning_rate': ('loguniform', 1e-4, 3e-3),
-      # the 192-channel stage on (blocks_11), the config's blocks_12, the last block, the head
-      'freeze.before': ['backbone/blocks_11', 'backbone/blocks_12', 'backbone/blocks_15', 'head'],
+      'freeze.before': ['backbone/blocks_8', 'backbone/blocks_12', 'backbone/blocks_15', 'head'],
+      'num_epochs': [3, 5],
+      'data.image_size': [224, 300],
       'loss.class_weights': ['', 'balanced'],
       'loss.label_smoothing': ('uniform', 0.0, 0.2),
-      'num_epochs': [2, 3, 4],
-      'data.image_size': [224, 260],
+      'evaluation.tta_flip': [False, True],
   }

@@ -46,7 +46,7 @@ def base_config() -> ml_collections.ConfigDict:
       name='efficientnet_lite0',  # see research/models/registry.py
       pretrained=True,
       weights='',  # a local weight file instead of the registry's (your own: not checksummed)
-      init_from='',  # a run directory whose last weights start this run (head: see dont_load)
+      init_from='',  # a run directory whose best weights start this run (head: see dont_load)
       dont_load=('head/.*',),  # regexes over parameter paths kept as initialised
       pooling='avg',  # 'avg' (global average) or 'flatten' (Keras F-D-D heads)
       hidden=(),  # widths of hidden dense layers in the head

@@ -176,3 +176,18 @@ def test_the_step_loop_reads_nothing_back_between_log_steps(images, tmp_path, mo
 
   assert epoch_reads(0) == 0
   assert 0 < epoch_reads(3) <= 8  # at step 3 only (the epoch's end is the caller's)
+
+
+def test_the_resume_line_names_what_continues_the_stopped_work():
+  from research.cli.main import parse, resume_command  # pylint: disable=import-outside-toplevel
+  line = lambda argv, run_dir: resume_command(parse(argv), argv, Path(run_dir))
+  assert line(['configs/a.py', '--config.num_epochs=3'], 'runs/a') == (
+      './run.sh configs/a.py --config.num_epochs=3 --resume runs/a')
+  assert line(['configs/a.py', '--resume', 'runs/a'], 'runs/a') == (
+      './run.sh configs/a.py --resume runs/a')
+  assert line(['sweep', 'configs/a.py'], 'checkpoints/a-sweep/lr=0.1') == (
+      './run.sh sweep --resume checkpoints/a-sweep')
+  assert line(['tune', '--resume', 'checkpoints/t'], 'checkpoints/t/trial_3') == (
+      './run.sh tune --resume checkpoints/t')
+  assert line(['curve', 'configs/a.py', '--mode', 'finetune'], 'out/points/m-seed0-0.1') == (
+      './run.sh curve configs/a.py --mode finetune --out out')

@@ -7,6 +7,7 @@ and also has children (efficientnet_lite_pytorch's `Conv2dStaticSamePadding` hol
 `static_padding` child) is frozen like any other, so the reference trains exactly the
 parameters this project trains (tests/test_bench.py counts them for every row).
 """
+import os
 import sys
 import types
 
@@ -123,13 +124,18 @@ def train_step_fn(model: str, size: int, before: str, batch: int):
   return step, net
 
 
+def keras_on_jax():
+  """Keras 3 on its JAX backend (chosen before its first import)."""
+  os.environ.setdefault('KERAS_BACKEND', 'jax')
+  import keras  # pylint: disable=import-outside-toplevel
+  return keras
+
+
 def keras_reference(model: str, size: int, before: str):
   """Keras 3's own model for one PyTorch has none of (NASNetMobile: neither torchvision nor
   timm has it, and Keras refuses it on its torch backend), on Keras's JAX backend, layers
   before Keras index `before` frozen, a one-logit Dense head."""
-  import os  # pylint: disable=import-outside-toplevel
-  os.environ['KERAS_BACKEND'] = 'jax'
-  import keras  # pylint: disable=import-outside-toplevel
+  keras = keras_on_jax()
   builders = {'nasnet_mobile': keras.applications.NASNetMobile}
   base = builders[model](weights=None, include_top=False, pooling='avg',
                          input_shape=(size, size, 3))
@@ -141,7 +147,7 @@ def keras_reference(model: str, size: int, before: str):
 def keras_train_step_fn(model: str, size: int, before: str, batch: int):
   """(Keras's own `train_on_batch` (jit-compiled), as the write-up's Keras users run it, the
   model)."""
-  import keras  # pylint: disable=import-outside-toplevel
+  keras = keras_on_jax()
   net = keras_reference(model, size, before)
   net.compile(optimizer=keras.optimizers.Adam(1e-3),
               loss=keras.losses.BinaryCrossentropy(from_logits=True))

@@ -325,8 +325,8 @@ def main(args) -> None:
        'other backends the XLA convolution is used.', lambda: formulations(args.steps)),
       ('Input pipeline',
        'ELPV\'s 300 x 300 greyscale PNGs decoded, resized to 224 and augmented (rotation 40, '
-       'shear 0.2, zoom 0.2, flip), batch 20. A camera JPEG of several megapixels decodes '
-       'several times slower: measure your own images with a short run.', input_pipeline),
+       'shear 0.2, zoom 0.2, flip), batch 20. Larger images decode slower: measure your own '
+       'with a short run.', input_pipeline),
   ]
   out = Path(args.out)
   accelerator = (out.read_text().partition(SECTION)[2] if out.exists() else '')

@@ -415,6 +415,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
   return args
 
 
+def resume_command(args, argv: list[str], run_dir: Path) -> str:
+  """The command that continues what a preemption stopped in `run_dir`: the run, or the
+  sweep, tune or curve that `run_dir` is a point of."""
+  if args.command in ('sweep', 'tune'):
+    return f'./run.sh {args.command} --resume {Path(run_dir).parent}'
+  if args.command == 'curve':  # out/points/<point>: the same command, the same --out
+    again = [a for a in argv if a != '--out' and a != args.out]
+    return f'./run.sh {" ".join(again)} --out {Path(run_dir).parent.parent}'
+  again = [a for a in argv if not a.startswith('--resume=')]
+  if '--resume' in again:
+    del again[again.index('--resume'):again.index('--resume') + 2]
+  return f'./run.sh {" ".join(again)} --resume {run_dir}'
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   parallel.use_cpu_cores()
@@ -428,10 +442,7 @@ def main(argv: list[str] | None = None) -> int:
   except SystemExit as e:  # argparse's --help
     return e.code
   except Preempted as e:
-    again = [a for a in argv if not a.startswith('--resume=')]
-    if '--resume' in again:
-      del again[again.index('--resume'):again.index('--resume') + 2]
-    print(f'preempted: {e}; continue with: ./run.sh {" ".join(again)} --resume {e.run_dir}',
+    print(f'preempted: {e}; continue with: {resume_command(args, argv, e.run_dir)}',
           file=sys.stderr)
     return PREEMPTED_EXIT
   except UserError as e:

@@ -2,8 +2,8 @@
 the best epoch's weights, written in the background.
 
 Each checkpoint holds `state` and a JSON `progress`: the epoch and the steps done in it,
-the epoch's running metric sums, the data iterator's state (grain) and which model it is
-(`architecture`; on disk 'position' holding 'identity', the names runs were always saved
+the epoch's running metric sums (the batches to come follow from these) and which model
+it is (`architecture`; on disk 'position' holding 'identity', the names runs were always saved
 with). Orbax writes into a temporary directory and renames it when complete, so a process
 killed mid-save leaves the previous checkpoint valid; a checkpoint that cannot
 be read back (a damaged disk, a truncated copy) is set aside and the one before it used.

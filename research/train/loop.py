@@ -15,6 +15,7 @@ checkpoints and stops with `Preempted`.
 import collections
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import time
@@ -128,22 +129,27 @@ def on_devices(batches, mesh):
 
 class PreemptionNotice:
   """SIGTERM or SIGUSR1 while training: `received` becomes the signal's name. With several
-  processes, JAX's preemption service agrees on the step at which all of them stop."""
-
-  SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+  processes, JAX's preemption service (which listens for SIGTERM itself) agrees on the step
+  at which all of them stop; SIGUSR1 (SLURM's --signal) is passed on to it as SIGTERM."""
 
   def __init__(self):
     self.received, self.previous = None, {}
 
   def __enter__(self):
-    for sig in self.SIGNALS:
+    several = jax.process_count() > 1
+    for sig in (signal.SIGUSR1,) if several else (signal.SIGTERM, signal.SIGUSR1):
       with contextlib.suppress(ValueError):  # not the main thread: no handlers
-        self.previous[sig] = signal.signal(sig, self.notice)
+        self.previous[sig] = signal.signal(sig, self.relay if several else self.notice)
     return self
 
   def notice(self, signum, frame) -> None:
     del frame
     self.received = signal.Signals(signum).name
+
+  @staticmethod
+  def relay(signum, frame) -> None:
+    del signum, frame
+    os.kill(os.getpid(), signal.SIGTERM)
 
   def __exit__(self, *exc):
     for sig, handler in self.previous.items():
@@ -305,6 +311,10 @@ class Training:
                     if record['skipped_steps'] else ''))
         if self.on_epoch is not None:
           self.on_epoch(record)
+        if notice.received and epoch < config.num_epochs:  # came during validation
+          self.checkpoints.wait()
+          raise Preempted(notice.received, epoch, steps, self.run_dir,
+                          self.checkpoints.path(epoch * steps))
     return state, history.records
 
 
