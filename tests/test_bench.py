@@ -37,3 +37,25 @@ def test_a_module_with_children_is_frozen_too():
   assert list(stem.children()) and not stem.weight.requires_grad
   assert not stem.training and dict(net.named_modules())['_blocks.0'].training is False
   assert dict(net.named_modules())['_blocks.12'].training
+
+
+def test_the_end_to_end_reference_trains_the_same_parameters_on_the_runs_split(folder, tmp_path):
+  """research.bench.torch_epoch, the PyTorch user's script, on a run directory's split."""
+  import json  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+
+  from research.data import load_source, make_split, save_split, split_records  # pylint: disable=import-outside-toplevel
+  from research.config import base_config  # pylint: disable=import-outside-toplevel
+  config = base_config()
+  config.data.path = str(folder)
+  source = load_source(config.data)
+  save_split(tmp_path / 'split.json', source,
+             split_records(source, make_split(source, (0.5, 0.25, 0.25), 0)))
+  out = subprocess.run([sys.executable, '-m', 'research.bench.torch_epoch', str(tmp_path),
+                        '--epochs', '1', '--batch', '4', '--workers', '0'],
+                       capture_output=True, text=True, check=True).stdout
+  result = json.loads(out.strip().splitlines()[-1])
+  assert result['trainable'] == jax_trainable(ROWS[0], SIZE)  # the main config's freezing
+  assert len(result['epoch_s']) == 1 and result['train_images'] == 12
+  assert 0 <= result['test_accuracy'] <= 1

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 START = time.time()
 
@@ -78,7 +79,7 @@ def main() -> None:
   torch.manual_seed(0)
   spec = get_spec(args.model)
   size = spec.input_size
-  _, split = load_split(os.path.join(args.run_dir, 'split.json'))
+  _, split = load_split(Path(args.run_dir) / 'split.json')
   loader = lambda records, augment, shuffle: torch.utils.data.DataLoader(
       Files(records, transforms(size, spec.mean, spec.std, augment)), batch_size=args.batch,
       shuffle=shuffle, drop_last=shuffle, num_workers=args.workers)

@@ -4,6 +4,7 @@ the compilation cache, the feature cache and the input pipeline -> BENCHMARKS.md
 Every measurement runs in a process of its own (research.bench.measure), one at a time.
 """
 import json
+import re
 import os
 import platform
 import subprocess
@@ -31,14 +32,13 @@ def measure(side: str, row: int, *extra: str, env: dict | None = None) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def side_by_side(rows: list[int], steps: int, measured: dict) -> list[str]:
-  """Each row on both sides; this project's images/s go into `measured` (by row)."""
+def side_by_side(rows: list[int], steps: int) -> list[str]:
+  """Each row on both sides, in turn."""
   lines = ['| configuration | reference | trainable parameters: reference / this project | '
            'reference img/s | this project img/s | ratio |', '|---|---|---|---|---|---|']
   for i in rows:
     ref = measure('torch', i, '--steps', str(steps))
     ours = measure('jax', i, '--steps', str(steps))
-    measured[i] = ours['images_per_s']
     if ref['trainable'] != ours['trainable']:
       raise RuntimeError(f'row {i}: the reference trains {ref["trainable"]:,} parameters, this '
                          f'project {ours["trainable"]:,}: not the same work')
@@ -90,9 +90,9 @@ def end_to_end(epochs: int) -> list[str]:
   return lines
 
 
-def cpu_devices(rows: list[int], steps: int, every_core: dict) -> list[str]:
+def cpu_devices(rows: list[int], steps: int) -> list[str]:
   """This project's step on one CPU device beside every core a device of its own (the
-  default: the batch split over as many as divide it, research.parallel)."""
+  default: the batch split over as many as divide it, research.parallel), in turn."""
   from research.parallel import dividing  # pylint: disable=import-outside-toplevel
   devices = dividing(20, os.cpu_count())
   lines = ['| configuration | 1 device img/s | every core a device img/s | ratio |',
@@ -100,8 +100,9 @@ def cpu_devices(rows: list[int], steps: int, every_core: dict) -> list[str]:
   for i in rows:
     one = measure('jax', i, '--steps', str(steps),
                   env={**os.environ, 'JAX_NUM_CPU_DEVICES': '1'})['images_per_s']
-    lines.append(f'| {ROWS[i].label} | {one:.1f} | {every_core[i]:.1f} ({devices} devices) | '
-                 f'{every_core[i] / one:.2f} |')
+    every = measure('jax', i, '--steps', str(steps))['images_per_s']
+    lines.append(f'| {ROWS[i].label} | {one:.1f} | {every:.1f} ({devices} devices) | '
+                 f'{every / one:.2f} |')
     print(lines[-1], flush=True)
   return lines
 
@@ -266,11 +267,12 @@ def machine() -> str:
 
 def main(args) -> None:
   """`args`: the bench command's (research.cli.main). The file is rewritten after each
-  section, so a failure keeps what was measured."""
+  section, so a failure keeps what was measured; sections not asked for (`--sections`)
+  stay as they were, each with the command and date that measured it."""
   command = './run.sh ' + ' '.join(args.argv)
-  rows, ours = [int(i) for i in args.rows.split(',')], {}
+  rows = [int(i) for i in args.rows.split(',')]
   sections = [
-      ('Train step, side by side',
+      ('side', 'Train step, side by side',
        'Each number is its own process, one at a time: median images/s of '
        f'{args.steps} timed steps after 2 warm-up steps (compilation excluded), batch 20 at the '
        'model\'s input size, random inputs and initialisation, Adam, a one-logit head and '
@@ -285,8 +287,8 @@ def main(args) -> None:
        'its JAX backend, layers[:752] frozen. This project runs as `./run.sh` does: every core '
        'its own CPU device (below). Ratio = this project / reference. '
        '`python -m research.bench.profile ROW` shows where a row\'s step spends its time.',
-       lambda: side_by_side(rows, args.steps, ours)),
-      ('End to end: one run as a user runs it',
+       lambda: side_by_side(rows, args.steps)),
+      ('e2e', 'End to end: one run as a user runs it',
        f'The main config for {args.epochs} epochs on ELPV with `./run.sh` (image check, split, '
        'decoding and augmentation, the loop, validation each epoch, the test report; Grad-CAM '
        'and feature maps off) beside what a PyTorch user writes for the same job '
@@ -294,46 +296,51 @@ def main(args) -> None:
        'DataLoader with a worker per core, the same split, model, ImageNet weights, freezing, '
        'batch and epochs). Ratio = PyTorch seconds / this project\'s.',
        lambda: end_to_end(args.epochs)),
-      ('Every core a CPU device',
+      ('devices', 'Every core a CPU device',
        'This project\'s step with one CPU device (JAX_NUM_CPU_DEVICES=1) beside the default, '
        'every core a device and the batch split over as many as divide it into parts of 4 '
        'images or more (research/parallel.py). XLA:CPU runs many small operations on one '
        'thread; split, each device\'s run on its own.',
-       lambda: cpu_devices(rows, args.steps, ours)),
-      ('The training loop beside its step',
+       lambda: cpu_devices(rows, args.steps)),
+      ('loop', 'The training loop beside its step',
        'Steps/s of the real loop (research.train.loop, an epoch after the first) and of its '
        'bare jitted step repeated on one batch already on the devices; the loop on batches '
        'made before it started shows what the loop itself costs, the loop with its input '
        'pipeline what a run gets (decoding and augmentation share the cores with XLA here).',
        loop_rows),
-      ('bfloat16 compute (`--config.model.dtype=bfloat16`)',
+      ('bf16', 'bfloat16 compute (`--config.model.dtype=bfloat16`)',
        'This project alone, float32 vs bfloat16 compute (parameters and BatchNorm statistics '
        'float32). XLA:CPU converts bfloat16 matrix products and convolutions to float32, so on '
        'CPU the switch costs time: `model.dtype=auto` (the default) computes in float32 on a '
        'CPU, bfloat16 on a GPU or TPU.', lambda: dtypes(args.steps)),
-      ('Persistent compilation cache',
+      ('compile', 'Persistent compilation cache',
        'Seconds from a fresh process\'s start (after imports) to its first train step done, '
        'model built and step compiled: with an empty JAX compilation cache, then again with '
        'the cache the first run filled.', compile_cache),
-      ('Frozen features computed once (`feature_cache`)',
+      ('cache', 'Frozen features computed once (`feature_cache`)',
        f'Two runs of the main config made head-only with augmentation off, {args.epochs} '
        'epochs each, with `feature_cache.enabled` False and True (equal results: '
        'tests/test_feature_cache.py).', lambda: feature_cache(args.epochs)),
-      ('Formulations chosen on CPU',
+      ('layers', 'Formulations chosen on CPU',
        'One layer\'s forward and backward (input and kernel gradients), median ms: what '
        'research/models/layers.py computes on CPU, XLA\'s own convolution, and PyTorch. On '
        'other backends the XLA convolution is used.', lambda: formulations(args.steps)),
-      ('Input pipeline',
+      ('pipeline', 'Input pipeline',
        'ELPV\'s 300 x 300 greyscale PNGs decoded, resized to 224 and augmented (rotation 40, '
        'shear 0.2, zoom 0.2, flip), batch 20. Larger images decode slower: measure your own '
        'with a short run.', input_pipeline),
   ]
-  out = Path(args.out)
-  accelerator = (out.read_text().partition(SECTION)[2] if out.exists() else '')
-  text = ['# Benchmarks', '', f'Written by `{command}` on {time.strftime("%Y-%m-%d")}.', '',
-          f'Machine: {machine()}.', '']
-  for title, intro, measure_section in sections:
-    print(f'## {title}', flush=True)
-    text += [f'## {title}', '', intro, '', *measure_section(), '']
-    out.write_text('\n'.join(text) + (f'\n{SECTION}{accelerator}' if accelerator else ''))
+  out, wanted = Path(args.out), set(args.sections.split(','))
+  kept = dict(re.findall(r'\n## ([^\n]*)\n(.*?)(?=\n## |\Z)', out.read_text(), re.S)
+              ) if out.exists() else {}
+  when = f'Measured by `{command}` on {time.strftime("%Y-%m-%d")}.'
+  text = ['# Benchmarks', '', f'Machine: {machine()}.', '']
+  for key, title, intro, measure_section in sections:
+    if key in wanted:
+      print(f'## {title}', flush=True)
+      kept[title] = '\n'.join(['', when, '', intro, '', *measure_section(), ''])
+    if title in kept:
+      text.append(f'## {title}\n{kept[title].rstrip()}\n')
+    out.write_text('\n'.join(text + [f'## {t}\n{kept[t].rstrip()}\n' for t in kept
+                                      if t.startswith(SECTION[3:])]))
   print(f'wrote {args.out}')

@@ -235,6 +235,9 @@ def run_bench(args) -> None:
   bench.main(args)
 
 
+BENCH_SECTIONS = 'side,e2e,devices,loop,bf16,compile,cache,layers,pipeline'
+
+
 def add_bench_arguments(parser) -> None:
   from research.bench.rows import ROWS  # pylint: disable=import-outside-toplevel
   parser.add_argument('--rows', default=','.join(map(str, range(len(ROWS)))),
@@ -243,6 +246,9 @@ def add_bench_arguments(parser) -> None:
   parser.add_argument('--epochs', type=int, default=3,
                       help='epochs of the feature-cache and end-to-end runs')
   parser.add_argument('--out', default='BENCHMARKS.md', help='the file written')
+  parser.add_argument('--sections', default=BENCH_SECTIONS, metavar='S,S,...',
+                      help=f'which sections to measure (the others stay as they are in the '
+                      f'file): {BENCH_SECTIONS}')
   parser.add_argument('--accelerator', action='store_true',
                       help='the GPU/TPU check instead (run.sh installs jax[cuda12] first): '
                       'ResNet50 and EfficientNet-B0 at batch 256, the loop row, the input '
@@ -374,8 +380,8 @@ COMMANDS = {
              f'CONFIG.py[:VARIANT] --trials N {OVERRIDES} [--out DIR] | ./run.sh tune --resume '
              f'TUNE_DIR [--trials N]', add_tune, run_tune, True),
     'bench': ('this project beside PyTorch and more -> BENCHMARKS.md',
-              '[--rows I,J,...] [--steps N] [--epochs N] [--out FILE] [--accelerator] '
-              '[--smoke]', add_bench_arguments,
+              '[--rows I,J,...] [--steps N] [--epochs N] [--sections S,...] [--out FILE] '
+              '[--accelerator] [--smoke]', add_bench_arguments,
               run_bench, False),
 }
 TEST = './run.sh test [PYTEST ARGS]  the test suite (run.sh runs pytest)'
