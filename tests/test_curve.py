@@ -1,6 +1,7 @@
 """`./run.sh curve`'s pieces on constructed data (no backbone): the power-law fit and its
 verdicts, nested stratified subsets, the probe's points, the written report."""
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -130,3 +131,47 @@ def test_report_writes_the_table_verdicts_class_gains_and_figure(tmp_path):
   assert f'| m | 50.0 | 100 | {mean:.4f} ± {std:.4f} | {mean:.4f} ± {std:.4f} | 3 |' in md
   assert f'- {result["verdicts"][0]}' in md and f'- {result["gains"][0]}' in md
   assert (tmp_path / 'curve.png').read_bytes()[:4] == b'\x89PNG'
+
+
+FINETUNE = '''from research.config import base_config
+
+def get_config():
+  c = base_config()
+  c.model.name, c.model.pretrained = 'simple_cnn', False
+  c.batch_size, c.num_epochs = 4, 2
+  c.data.path, c.data.image_size = {folder!r}, 32
+  c.checkpoint.keep = 1
+  return c
+'''
+
+
+def test_a_killed_finetune_curve_resumes_with_its_finished_points_kept(tmp_path):
+  """SIGKILLed while its second point trains, the same command finishes the curve: the first
+  point is not trained again, and every point equals an uninterrupted curve's."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from helpers import make_folder  # pylint: disable=import-outside-toplevel
+  from research.cli.main import main  # pylint: disable=import-outside-toplevel
+  from test_kill_resume import ROOT, kill_when  # pylint: disable=import-outside-toplevel
+  config = tmp_path / 'tiny.py'
+  config.write_text(FINETUNE.format(folder=str(make_folder(tmp_path / 'images', 15))))
+  args = ['curve', str(config), '--mode', 'finetune', '--sizes', '0.4,0.7,1', '--seeds', '1']
+  killed, whole = tmp_path / 'killed', tmp_path / 'whole'
+  cmd = [sys.executable, '-m', 'research.cli.main', *args, '--out', str(killed)]
+  points = killed / 'points'
+  assert kill_when(cmd, lambda: (points / 'simple_cnn-seed0-0.7' / 'config.json').exists())
+  first = points / 'simple_cnn-seed0-0.4' / 'point.json'
+  kept = first.stat().st_mtime_ns
+  assert not (points / 'simple_cnn-seed0-0.7' / 'point.json').exists()
+  resumed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+  assert resumed.returncode == 0, resumed.stderr
+  assert first.stat().st_mtime_ns == kept
+  assert resumed.stdout.count('point:') == 2  # the killed point and the last one
+  assert main([*args, '--out', str(whole)]) == 0
+
+  def rows(out):
+    with open(out / 'curve.csv', newline='') as f:
+      return [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(f)]
+
+  assert len(rows(killed)) == 3 and rows(killed) == rows(whole)

@@ -221,18 +221,19 @@ def formulations(steps: int) -> list[str]:
   return lines
 
 
-def input_pipeline(batches: int = 8) -> list[str]:
+def input_pipeline(batches: int = 24, warmup: int = 4) -> list[str]:
   """Decode + resize to 224 + augment (rotation 40, shear 0.2, zoom 0.2, flip) of ELPV images:
   on one core (the load function alone, one image after another), in grain's threads in
   the training process (data.threads), and in grain worker processes (data.workers);
-  then the cores a host needs to feed N images/s."""
+  then the cores a host needs to feed N images/s. The first `warmup` batches are not timed:
+  threads and workers make batches ahead while the first one is awaited."""
   import numpy as np  # pylint: disable=import-outside-toplevel
 
   from research.data.pipeline import Augmented  # pylint: disable=import-outside-toplevel
   config = base_config()
   config.data.augment.update(dict(rotation=40.0, shear=0.2, zoom=0.2, hflip=True))
   source = load_source(config.data)
-  records = [source[i] for i in range(20 * (batches + 2))]
+  records = [source[i] for i in range(20 * (batches + warmup))]
   load, rng = Augmented(224, config.data.augment), np.random.default_rng(0)
   load(records[0], rng)
   began = time.perf_counter()
@@ -242,7 +243,8 @@ def input_pipeline(batches: int = 8) -> list[str]:
   rates = {}
   for workers in (0, 2):
     iterator = run_batches(records, 1, 0, config.data, 224, 20, 0, workers=workers)
-    next(iterator)  # threads, or worker processes, started
+    for _ in range(warmup):  # threads, or worker processes, started and their buffers drawn
+      next(iterator)
     began = time.perf_counter()
     for _ in range(batches):
       next(iterator)
