@@ -1,13 +1,20 @@
 """`./run.sh curve`'s pieces on constructed data (no backbone): the power-law fit and its
-verdicts, nested stratified subsets, the probe's points, the written report."""
+verdicts, nested stratified subsets, the probe's points, the written report; and a killed
+fine-tune curve resumed with its finished points kept."""
 import csv
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from helpers import make_folder
+from research.cli.main import main
 from research.config import ConfigError
 from research.experiment import curve
+from test_kill_resume import ROOT, kill_when
+from test_tune import CONFIG
 
 A, B, C = 0.6, 0.7, 0.05  # the true curve: error = A·n^(-B) + C
 SIZES = np.array([5, 10, 18, 30, 50])  # images per class
@@ -133,28 +140,11 @@ def test_report_writes_the_table_verdicts_class_gains_and_figure(tmp_path):
   assert (tmp_path / 'curve.png').read_bytes()[:4] == b'\x89PNG'
 
 
-FINETUNE = '''from research.config import base_config
-
-def get_config():
-  c = base_config()
-  c.model.name, c.model.pretrained = 'simple_cnn', False
-  c.batch_size, c.num_epochs = 4, 2
-  c.data.path, c.data.image_size = {folder!r}, 32
-  c.checkpoint.keep = 1
-  return c
-'''
-
-
 def test_a_killed_finetune_curve_resumes_with_its_finished_points_kept(tmp_path):
   """SIGKILLed while its second point trains, the same command finishes the curve: the first
   point is not trained again, and every point equals an uninterrupted curve's."""
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
-  from helpers import make_folder  # pylint: disable=import-outside-toplevel
-  from research.cli.main import main  # pylint: disable=import-outside-toplevel
-  from test_kill_resume import ROOT, kill_when  # pylint: disable=import-outside-toplevel
-  config = tmp_path / 'tiny.py'
-  config.write_text(FINETUNE.format(folder=str(make_folder(tmp_path / 'images', 15))))
+  config = tmp_path / 'tiny.py'  # simple_cnn at 32 px, 2 epochs
+  config.write_text(CONFIG.format(folder=str(make_folder(tmp_path / 'images', 15)), space={}))
   args = ['curve', str(config), '--mode', 'finetune', '--sizes', '0.4,0.7,1', '--seeds', '1']
   killed, whole = tmp_path / 'killed', tmp_path / 'whole'
   cmd = [sys.executable, '-m', 'research.cli.main', *args, '--out', str(killed)]
