@@ -59,14 +59,15 @@ def get_sweep():
 
 def get_search_space():
   """What `./run.sh tune` searches around the chosen step (research/experiment/tune.py):
-  how deep to fine-tune, how long, at which resolution, the rate, the loss and flip TTA.
-  The costliest trial (from blocks_8 at the native 300 px for 5 epochs) takes about 4
-  times the main config's time on a 2-core CPU; the median pruner stops poor ones early."""
+  how deep to fine-tune, how long, at which resolution, the rate, the loss and flip TTA —
+  sized for a 2-core CPU, where a trial takes 5-10 minutes (from blocks_8 at the native
+  300 px a 3-epoch trial took 14: add them on a bigger machine). The median pruner stops
+  poor trials early."""
   return {
       'optimizer.learning_rate': ('loguniform', 1e-4, 3e-3),
-      'freeze.before': ['backbone/blocks_8', 'backbone/blocks_12', 'backbone/blocks_15', 'head'],
-      'num_epochs': [3, 5],
-      'data.image_size': [224, 300],
+      'freeze.before': ['backbone/blocks_12', 'backbone/blocks_15', 'head'],
+      'num_epochs': [3, 4],
+      'data.image_size': [224, 260],
       'loss.class_weights': ['', 'balanced'],
       'loss.label_smoothing': ('uniform', 0.0, 0.2),
       'evaluation.tta_flip': [False, True],

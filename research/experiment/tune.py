@@ -393,15 +393,18 @@ def command(record: dict, values: dict) -> str:
 def rows(tune_dir: Path, space: dict, study: optuna.Study, metric: str) -> list[dict]:
   """One row per trial: number, state, parameters, validation metric (its best epoch's),
   epochs run, seconds, and why it failed or which trial ran it again."""
-  trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
-  retried = {t.user_attrs['retry_of']: t.number for t in trials if 'retry_of' in t.user_attrs}
+  every = study.get_trials(deepcopy=False)
+  retried = {t.user_attrs['retry_of']: t for t in every if 'retry_of' in t.user_attrs}
   table = []
-  for t in trials:
+  for t in (t for t in every if t.state != TrialState.WAITING):
     history = read(tune_dir / f'trial_{t.number}' / rundir.METRICS)
     best = best_epoch(history, metric)
     note = t.user_attrs.get('error', '')
     if t.number in retried:
-      note = f'killed; run again as trial {retried[t.number]}'
+      again = retried[t.number]
+      note = (f'killed; queued to run again as trial {again.number} (a later --resume)'
+              if again.state == TrialState.WAITING else
+              f'killed; run again as trial {again.number}')
     table.append({'trial': t.number, 'state': STATES[t.state],
                   **{k: t.params.get(k) for k in space},
                   metric: next((r[metric] for r in history if r['epoch'] == best), None),
