@@ -4,9 +4,9 @@ the compilation cache, the feature cache and the input pipeline -> BENCHMARKS.md
 Every measurement runs in a process of its own (research.bench.measure), one at a time.
 """
 import json
-import re
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
