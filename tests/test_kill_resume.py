@@ -14,6 +14,7 @@ import pytest
 
 from helpers import train_state
 from research.cli.main import main
+from research.experiment.run import restore
 from research.train.freeze import flat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +94,10 @@ def test_killed_at_several_points_and_resumed_equals_uninterrupted(folder, tmp_p
   assert int(a.step) == 12
   assert history(baseline) == history(killed)
   assert steps_saved(killed) == [11, 12]  # checkpoint.keep=2
+  best_a, best_b = restore(baseline), restore(killed)  # best saves finish late in the kills
+  assert (best_b.checkpoint, best_b.epoch) == (best_a.checkpoint, best_a.epoch)
+  for path, value in flat(best_a.variables['params']).items():
+    assert np.array_equal(np.asarray(value), np.asarray(flat(best_b.variables['params'])[path]))
 
 
 def test_a_nan_loss_stops_naming_the_step_and_the_kept_checkpoint(folder, tmp_path, capsys):

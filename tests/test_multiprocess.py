@@ -86,22 +86,23 @@ def test_two_processes_train_as_one_and_write_once(folder, tmp_path):
 
 
 def test_both_killed_mid_epoch_and_resumed(folder, tmp_path):
-  """Process 0 dies right after checkpoint 3 (mid-epoch 1: 4 steps per epoch), process 1 is
-  killed with it; both resume and end as an uninterrupted single process."""
+  """Process 0 dies right after checkpoint 4 (epoch 2's first step: 3 steps per epoch; epoch
+  1's best save finishes late), process 1 is killed with it; both resume and end as an
+  uninterrupted single process, the best epoch's weights kept."""
   single, killed = tmp_path / 'single', tmp_path / 'killed'
   every = '--config.checkpoint.every_steps=1'
   assert main(command(folder, single, every)) == 0
   procs = launch(command(folder, killed, every), free_port(), 'tests/killed_in_save.py',
-                 {'KILL_AT': 'after:3'})
+                 {'KILL_AT': 'after:4'})
   procs[0].wait(timeout=400)
   procs[1].send_signal(signal.SIGKILL)
   codes, _ = finish(procs)
   assert codes[0] == -signal.SIGKILL
-  assert (killed / 'checkpoints' / '3').exists() and not (killed / 'report.json').exists()
+  assert (killed / 'checkpoints' / '4').exists() and not (killed / 'report.json').exists()
   codes, outputs = finish(launch(command(folder, killed, every, '--resume', str(killed)),
                                  free_port()))
   assert codes == [0, 0], outputs
-  assert 'resumed: from checkpoint 3' in outputs[0][0]
+  assert 'resumed: from checkpoint 4' in outputs[0][0]
   assert_same_training(single, killed)
 
 

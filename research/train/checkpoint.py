@@ -77,6 +77,9 @@ class Checkpoints:
     return Path(self.last.directory) / str(step)
 
   def save(self, step: int, state, progress: dict) -> None:
+    """A `last` checkpoint, written only after any best save issued before it: a resume
+    from it never finds its epoch recorded as the best without that epoch's weights."""
+    self.best.wait_until_finished()
     self.last.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         position=ocp.args.JsonSave({**progress, 'identity': self.architecture})))
