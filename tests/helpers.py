@@ -1,6 +1,8 @@
-"""Small real files for the tests: image folders, truncated images; a run's full train state."""
+"""Small real files for the tests: image folders, truncated images; a run's full train state;
+a build traced, not computed."""
 from pathlib import Path
 
+import jax
 import numpy as np
 from PIL import Image
 
@@ -44,3 +46,16 @@ def train_state(run_dir: Path):
   state, _ = checkpoints.restore(built.state)
   checkpoints.close()
   return state
+
+
+def traced_build(config, num_classes: int = 2, steps: int = 1):
+  """(the train state's shapes, the Setup) of `build(config)` traced by jax.eval_shape:
+  model, freezing phases and optimizer as a run builds them, without compiling the
+  initialisers (100 s for NASNet on a CPU). The Setup's own state is not to be used."""
+  built = {}
+
+  def state():
+    built['setup'] = build(config, num_classes, steps)
+    return built['setup'].state
+
+  return jax.eval_shape(state), built['setup']

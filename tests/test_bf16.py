@@ -20,7 +20,8 @@ def config_for(name: str, dtype: str):
   return config
 
 
-@pytest.mark.parametrize('name', ['efficientnet_lite0', 'mobilenet_v2'])
+@pytest.mark.parametrize('name', [pytest.param('efficientnet_lite0', marks=pytest.mark.slow),
+                                  'mobilenet_v2'])
 def test_bfloat16_features_stay_close_to_float32_on_real_weights(name):
   images = np.stack([resize(photos.chelsea(), 224), resize(photos.coffee(), 224)])
   features = {}

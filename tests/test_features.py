@@ -1,6 +1,5 @@
 """Feature maps: every block's output, in call order, one PNG grid per block."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
@@ -9,13 +8,14 @@ from research.explain.features import block_activations
 from research.explain.run import feature_maps
 from research.inference import TrainedRun
 from research.models import Task, create_model
+from research.train.state import init_variables
 
 
 def test_every_block_in_call_order_one_png_each(tmp_path):
-  config = config_lib.base_config()  # EfficientNet-Lite0
+  config = config_lib.base_config()  # EfficientNet-Lite0, its ImageNet weights
   config.data.image_size = 64
   model = create_model(config.model, 1)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+  variables = init_variables(model, config, jax.random.key(0), log=lambda _: None)
   image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
   blocks = block_activations(model, variables, image)
   assert list(blocks) == (['backbone/stem'] + [f'backbone/blocks_{i}' for i in range(16)]

@@ -85,6 +85,7 @@ def test_two_processes_train_as_one_and_write_once(folder, tmp_path):
       p.name for p in (single / 'gradcam').iterdir())
 
 
+@pytest.mark.slow  # 1 min; kills and resumes of one process are in CI (test_kill_resume.py)
 def test_both_killed_mid_epoch_and_resumed(folder, tmp_path):
   """Process 0 dies right after checkpoint 4 (epoch 2's first step: 3 steps per epoch; epoch
   1's best save finishes late), process 1 is killed with it; both resume and end as an

@@ -1,10 +1,17 @@
 """Weight files: download via file:// into the cache, checksums, wrong architectures."""
 import hashlib
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax.traverse_util import flatten_dict
 
-from research.weights import PortError, WeightFile, WeightFileError, merge_params, resolve
+from research.config import base_config
+from research.models import MODELS, create_model
+from research.train.state import init_variables, pretrained_file
+from research.weights import (PortError, WeightFile, WeightFileError, load_file, merge_params,
+                              resolve)
 from research.weights.port import port_state_dict
 from research.weights import tables
 
@@ -85,3 +92,22 @@ def test_your_own_file_loads_unchecksummed_with_one_line(tmp_path, cache, algori
   cached.write_bytes(b'tampered')
   with pytest.raises(WeightFileError, match='the file is corrupt or not this model'):
     resolve(wf)
+
+
+def test_a_pretrained_start_initialises_only_what_the_file_does_not_fill():
+  """The head (model.dont_load) as a whole-model init makes it, everything else the file's:
+  the same variables as initialising the whole model and loading the file over it."""
+  config = base_config()  # EfficientNet-Lite0, ImageNet weights, a new 1-output head
+  config.data.image_size = 64
+  model = create_model(config.model, 1)
+  ours = init_variables(model, config, jax.random.key(0), log=lambda _: None)
+  whole = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+  whole = {k: jax.tree.map(np.asarray, whole[k]) for k in ('params', 'batch_stats')}
+  expected = load_file(whole, MODELS[config.model.name], pretrained_file(config),
+                       tuple(config.model.dont_load))
+  a, b = flatten_dict(ours, sep='/'), flatten_dict(expected, sep='/')
+  assert sorted(a) == sorted(b)
+  assert {p for p in a if p.startswith('params/head')} == {'params/head/logits/kernel',
+                                                           'params/head/logits/bias'}
+  for path, value in b.items():
+    assert np.array_equal(np.asarray(a[path]), value), path

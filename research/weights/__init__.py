@@ -3,7 +3,8 @@ from flax import traverse_util
 
 from research.weights.files import WeightFile, WeightFileError, resolve
 from research.weights.formats import KerasH5, TorchStateDict
-from research.weights.port import PortError, merge_params, port_state_dict, read_torch_file
+from research.weights.port import (PortError, matcher, merge_params, port_state_dict,
+                                   read_torch_file)
 
 
 def load_pretrained(variables: dict, spec, path: str | None = None,

@@ -62,6 +62,13 @@ def port_state_dict(state: dict[str, np.ndarray], table) -> dict[str, np.ndarray
   return ported
 
 
+def matcher(dont_load: Iterable[str]):
+  """path -> whether one of the `dont_load` regexes matches it ('params/head/logits/kernel':
+  the path after its collection, 'head/logits/kernel', is matched)."""
+  rules = [re.compile(p) for p in dont_load]
+  return lambda path: any(r.fullmatch(path.split('/', 1)[1]) for r in rules)
+
+
 def merge_params(loaded: dict, init: dict, dont_load: Iterable[str] = (),
                  source: str = 'weight file',
                  hint: str = 'the file is for another architecture') -> dict:
@@ -70,8 +77,7 @@ def merge_params(loaded: dict, init: dict, dont_load: Iterable[str] = (),
   its collection, e.g. 'head/.*'), which keep their initial values (big_vision's
   merge_params). A leaf on one side only, or of another shape, outside `dont_load`, is an
   error naming it, the `source` and the `hint`."""
-  skip = [re.compile(p) for p in dont_load]
-  skipped = lambda path: any(p.fullmatch(path.split('/', 1)[1]) for p in skip)
+  skipped = matcher(dont_load)
   flat = traverse_util.flatten_dict(init, sep='/')
   if not all(isinstance(k, str) for k in loaded):
     loaded = traverse_util.flatten_dict(loaded, sep='/')
