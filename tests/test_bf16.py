@@ -41,8 +41,8 @@ def test_bfloat16_features_stay_close_to_float32_on_real_weights(name):
 
 
 def test_a_bfloat16_train_step_keeps_float32_parameters_and_statistics():
-  config = config_for('mobilenet_v2', 'bfloat16')
-  config.model.pretrained, config.data.image_size = False, 64
+  config = config_for('mobilenet_v2', 'bfloat16')  # its ImageNet weights, a new head
+  config.data.image_size = 64
   model = create_model(config.model, 1)
   state, phases = create_train_state(model, config, 10, jax.random.key(0), log=lambda _: None)
   step = jax.jit(make_train_step(phases[0].labels, Task(2)))

@@ -22,7 +22,8 @@ def test_every_block_in_call_order_one_png_each(tmp_path):
                           + ['backbone/head'])
   assert blocks['backbone/stem'].shape == (32, 32, 32)
   assert blocks['backbone/head'].shape == (2, 2, 1280)
-  _, state = model.apply(variables, image[None], mutable=['intermediates'])
+  _, state = jax.jit(lambda v, x: model.apply(v, x, mutable=['intermediates']))(
+      variables, image[None])
   np.testing.assert_array_equal(blocks['backbone/blocks_3'],
                                 state['intermediates']['backbone']['blocks_3']['out'][0])
 

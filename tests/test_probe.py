@@ -37,8 +37,8 @@ def test_probe_ranks_backbones_by_a_logistic_regression_on_their_features(tmp_pa
   split = prepare(config, lambda _: None).split
   model = create_model(config.model, 1)
   variables = init_variables(model, config, jax.random.key(0), log=lambda _: None)
-  features = {s: np.asarray(model.apply(variables, np.stack([load_image(p, 64) for p, _ in
-                                                            split[s]]), method='features'))
+  apply = jax.jit(lambda v, x: model.apply(v, x, method='features'))
+  features = {s: np.asarray(apply(variables, np.stack([load_image(p, 64) for p, _ in split[s]])))
               for s in ('train', 'val')}
   labels = {s: [label for _, label in split[s]] for s in ('train', 'val')}
   probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))

@@ -3,7 +3,6 @@
 `compare` writes the same table for any runs."""
 import csv
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -58,11 +57,18 @@ def only_sweep(cwd: Path) -> Path:
   return sweep_dir
 
 
-def test_a_killed_sweep_resumes_to_the_uninterrupted_table(config_file, tmp_path):
-  whole, killed = tmp_path / 'whole', tmp_path / 'killed'
-  whole.mkdir(), killed.mkdir()
-  assert not run_in(whole, [str(config_file)])
-  expected = table(only_sweep(whole))
+@pytest.fixture(scope='module')
+def whole(config_file, tmp_path_factory):
+  """The sweep run uninterrupted (its folder)."""
+  cwd = tmp_path_factory.mktemp('whole')
+  assert not run_in(cwd, [str(config_file)])
+  return only_sweep(cwd)
+
+
+def test_a_killed_sweep_resumes_to_the_uninterrupted_table(config_file, whole, tmp_path):
+  killed = tmp_path / 'killed'
+  killed.mkdir()
+  expected = table(whole)
   assert [r['run'] for r in expected] == ['learning_rate=0.001', 'learning_rate=0.003', 'sgd']
   assert set(expected[0]) >= {'optimizer.learning_rate', 'optimizer.name', 'model.hidden',
                               'max train acc', 'min train loss', 'max val acc', 'min val loss',
@@ -83,15 +89,8 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_table(config_file, tmp_path
   assert (sweep_dir / 'sweep.png').exists() and '| sgd |' in (sweep_dir / 'sweep.md').read_text()
 
 
-def test_compare_tabulates_any_runs_from_their_records(config_file, tmp_path, capsys):
-  os.chdir(tmp_path)
-  try:
-    assert main(['sweep', str(config_file), '--config.num_epochs=1',
-                 '--config.checkpoint.every_steps=0']) == 0
-  finally:
-    os.chdir(ROOT)
-  sweep_dir = only_sweep(tmp_path)
-  runs = [sweep_dir / 'learning_rate=0.001', sweep_dir / 'sgd']
+def test_compare_tabulates_any_runs_from_their_records(whole, tmp_path, capsys):
+  runs = [whole / 'learning_rate=0.001', whole / 'sgd']
   assert main(['compare', *map(str, runs), '--out', str(tmp_path / 'cmp')]) == 0
   with open(tmp_path / 'cmp' / 'compare.csv') as f:
     rows = list(csv.DictReader(f))

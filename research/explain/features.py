@@ -26,11 +26,18 @@ def _rank(model, size: int) -> dict:
           enumerate(call_order(model, jax.ShapeDtypeStruct((1, size, size, 3), np.uint8)))}
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def taps_of(model, variables, images) -> dict:
+  """Every tapped module's output (the 'intermediates' collection) for a batch, jitted: one
+  compile instead of one per operation."""
+  _, state = model.apply(variables, images, mutable=['intermediates'])
+  return state['intermediates']
+
+
 def block_activations(model, variables, image: np.ndarray) -> dict:
   """{block path: (h, w, channels) activations} for one uint8 HWC image, in call order."""
-  _, state = model.apply(variables, image[None], mutable=['intermediates'])
   taps = {k.removesuffix('/' + TAP): np.asarray(v[0]) for k, v in
-          traverse_util.flatten_dict(state['intermediates'], sep='/').items()}
+          traverse_util.flatten_dict(taps_of(model, variables, image[None]), sep='/').items()}
   blocks = [k for k in taps if not any(k.startswith(o + '/') for o in taps)]
   rank = _rank(model, image.shape[0])
   return {k: taps[k] for k in sorted(blocks, key=rank.__getitem__)}
