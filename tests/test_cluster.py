@@ -122,7 +122,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(images, baseli
   assert main(args(images, run, '--resume', str(run))) == 0
   out = capsys.readouterr().out
   assert (f'resume:  checkpoint {damaged} cannot be read (' in out
-          and f'set aside as 12.damaged, resuming from checkpoint 8\n' in out)
+          and 'set aside as 12.damaged, resuming from checkpoint 8\n' in out)
   assert (run / 'checkpoints' / '12.damaged').is_dir()
   assert_same_training(baseline, run)  # epoch 3 trained again, to the same weights
 
