@@ -81,9 +81,9 @@ def from_run(variables: dict, config, log) -> dict:
                       f'run of {config.model.name}')
   theirs, _, _ = checkpoint.restore_variables(run_dir)
   theirs, mine = flat(theirs), flat(variables)
-  skip = [re.compile(p) for p in config.model.dont_load]
-  other_shape = [p for p, v in mine.items() if any(r.fullmatch(p.split('/', 1)[1]) for r in skip)
-                 and p in theirs and theirs[p].shape != v.shape]
+  kept = weights.matcher(config.model.dont_load)
+  other_shape = [p for p, v in mine.items()
+                 if kept(p) and p in theirs and theirs[p].shape != v.shape]
   log(f'init:    weights from {run_dir}' + (f'; {len(other_shape)} head tensors of another '
                                              f'shape initialised anew' if other_shape else ''))
   return weights.merge_params(theirs, variables, [re.escape(p.split('/', 1)[1])
