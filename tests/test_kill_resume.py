@@ -71,15 +71,23 @@ def history(run_dir: Path) -> list[dict]:
           for line in (run_dir / 'metrics.jsonl').read_text().splitlines()]
 
 
-def test_killed_at_several_points_and_resumed_equals_uninterrupted(folder, tmp_path):
-  baseline, killed = tmp_path / 'baseline', tmp_path / 'killed'
-  assert not kill_when(command(folder, baseline), lambda: False)
+# Gradual unfreezing: the head alone, then conv_1 too from epoch 2, then everything at half
+# the rate from epoch 3.
+PHASES = ['--config.freeze.before=head',
+          "--config.freeze.phases=((2, 'backbone/conv_1', 1.0), (3, 'backbone', 0.5))"]
 
-  resume = command(folder, killed, '--resume', str(killed))
-  kill_at(command(folder, killed), 'after', 3)  # mid-epoch 1
+
+def test_killed_at_several_points_and_resumed_equals_uninterrupted(folder, tmp_path):
+  """Killed mid-epoch 1, during the write of checkpoint 6 (so resumed just after the first
+  step of phase 2 was saved) and just after epoch 2 ended (resumed into phase 3)."""
+  baseline, killed = tmp_path / 'baseline', tmp_path / 'killed'
+  assert not kill_when(command(folder, baseline, *PHASES), lambda: False)
+
+  resume = command(folder, killed, *PHASES, '--resume', str(killed))
+  kill_at(command(folder, killed, *PHASES), 'after', 3)  # mid-epoch 1
   assert max(steps_saved(killed)) == 3
   kill_at(resume, 'during', 6)  # during the write of checkpoint 6
-  assert max(steps_saved(killed)) == 5
+  assert max(steps_saved(killed)) == 5  # the first step of phase 2
   assert any(p.name.startswith('6.') and 'tmp' in p.name
              for p in (killed / 'checkpoints').iterdir())
   kill_at(resume, 'after', 8)  # just after epoch 2 ended
