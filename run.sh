@@ -29,6 +29,8 @@ if [ "${1:-}" = bench ] && [[ " $* " == *" --accelerator "* ]]; then
     echo "could not install jax[cuda12]==$JAX_VERSION; full log: $VENV/install.log" >&2; exit 1; }
 fi
 case "${1:-}" in
-  test) shift; exec "$VENV/bin/python" -m pytest -m "not slow" "$@" ;;
+  # a process per core (at most 4), each taking whole test files; -n 0 after it: one process
+  test) shift; exec "$VENV/bin/python" -m pytest -m "not slow" --numprocesses=auto \
+    --maxprocesses=4 --dist=loadfile "$@" ;;
   *) exec "$VENV/bin/python" -m research.cli.main "$@" ;;
 esac

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+import sharded_train
+
 HERE = Path(__file__).parent
 
 
@@ -16,7 +18,7 @@ def run(devices: int, out: Path) -> dict:
 
 
 def test_two_devices_match_one(tmp_path):
-  one, two = run(1, tmp_path / 'one.npz'), run(2, tmp_path / 'two.npz')
+  one, two = sharded_train.train(), run(2, tmp_path / 'two.npz')  # this process: 1 device
   assert (int(one.pop('devices')), int(two.pop('devices'))) == (1, 2)
   assert one.keys() == two.keys()
   for key in one:

@@ -2,7 +2,7 @@
 from research.data.images import load_image, resize, scan_images, unreadable
 from research.data.leakage import find_leaks
 from research.data.augment import augments
-from research.data.pipeline import (cached_batches, epoch_seed, eval_batches, run_batches,
+from research.data.pipeline import (cached_batches, epoch_seed, run_batches,
                                      steps_per_epoch, train_batches, view_batches, worker_count)
 from research.data.sources import load_source
 from research.data.types import DataError, Source, is_image

@@ -157,10 +157,5 @@ def view_batches(records, data_config, size: int, batch_size: int, seed: int | N
       _read_options(data_config.threads, batch_size))
 
 
-def eval_batches(records, data_config, size: int, batch_size: int):
-  """All records in order, unaugmented; the last batch may be short."""
-  return view_batches(records, data_config, size, batch_size, None)
-
-
 def steps_per_epoch(num_records: int, batch_size: int) -> int:
   return num_records // batch_size
