@@ -78,7 +78,6 @@ def make_train_step(labels: dict, task: Task, skip_nonfinite: bool = False,
   return train_step
 
 
-
 def zero_totals(step: int = 0) -> dict:
   """An epoch's running sums (over finite steps), its first non-finite step (0: none), and
   the global step done last (`step` before the epoch's first)."""
