@@ -14,7 +14,8 @@ ARGS = ['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
 
 def test_a_second_run_loads_every_compiled_step_from_the_cache(tmp_path):
   folder = make_folder(tmp_path / 'images', per_class=6)
-  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  env = {k: v for k, v in os.environ.items()
+         if k not in ('JAX_COMPILATION_CACHE_DIR', 'RESEARCH_CACHE')}
   env['XDG_CACHE_HOME'] = str(tmp_path / 'xdg')
   cache = tmp_path / 'xdg' / 'research' / 'jax'
   entries = []

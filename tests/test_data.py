@@ -1,12 +1,15 @@
 """Sources, the split, augmentation and bad input, on real files."""
+from pathlib import Path
+
 import ml_collections
 import numpy as np
 import pytest
 
 from helpers import make_folder, truncate, write_image
 from research.config import base_config
-from research.data import (DataError, scan_images, load_image, load_source,
+from research.data import (SCAN_CACHE, DataError, scan_images, load_image, load_source,
                            stratified_split, train_batches)
+from research.data import images
 from research.data.augment import augment
 
 
@@ -77,6 +80,34 @@ def test_truncated_image_is_skipped_and_named_or_stops_the_run(tmp_path):
   assert list(scan_images([str(good), str(bad)], 'skip')[0]) == [str(bad)]
   with pytest.raises(DataError, match=f'cannot read image {bad} .*set --config.data.on_bad_image=skip'):
     scan_images([str(good), str(bad)], 'error')
+
+
+def test_a_second_scan_decodes_only_files_changed_since(tmp_path, monkeypatch):
+  """The scan cache: what a first scan found (bad images, fingerprints) comes back without
+  decoding; a file rewritten under its name is decoded again."""
+  good = [str(write_image(tmp_path / f'good{i}.png', 50 * i, seed=i)) for i in range(3)]
+  bad = str(truncate(write_image(tmp_path / 'bad.png', 100, size=200)))
+  cache = tmp_path / 'cache' / SCAN_CACHE
+  first = scan_images([*good, bad], 'skip', cache=cache)
+  assert list(first[0]) == [bad] and sorted(first[1]) == sorted(good)
+
+  decoded = []
+  real_decode = images.decode
+  monkeypatch.setattr(images, 'decode', lambda data: decoded.append(data) or real_decode(data))
+  again = scan_images([*good, bad], 'skip', cache=cache)
+  assert decoded == []
+  assert again[0] == first[0]
+  for path, (digest, phash, mirror) in first[1].items():
+    assert again[1][path][0] == digest
+    assert np.array_equal(again[1][path][1], phash) and np.array_equal(again[1][path][2], mirror)
+  with pytest.raises(DataError, match=f'cannot read image {bad} '):
+    scan_images([*good, bad], 'error', cache=cache)  # a bad image from the cache stops too
+  assert decoded == []
+
+  write_image(Path(bad), 100, size=200)  # repaired: another size and modification time
+  repaired = scan_images([*good, bad], 'skip', cache=cache)
+  assert len(decoded) == 1 and repaired[0] == {} and sorted(repaired[1]) == sorted([*good, bad])
+  assert repaired[1][bad][0] == scan_images([bad], 'skip')[1][bad][0]  # as without a cache
 
 
 def test_greyscale_images_become_three_channels(tmp_path):

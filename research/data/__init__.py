@@ -1,5 +1,5 @@
 """Data: sources, the split (before augmenting), augmentation and grain pipelines."""
-from research.data.images import load_image, resize, scan_images, unreadable
+from research.data.images import SCAN_CACHE, load_image, resize, scan_images, unreadable
 from research.data.leakage import find_leaks
 from research.data.augment import augments
 from research.data.pipeline import (cached_batches, epoch_seed, run_batches,

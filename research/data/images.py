@@ -4,11 +4,16 @@ Whatever the file holds, it is decoded to 8-bit RGB the same way in the check
 and in training, so an image that passes the check cannot fail later: EXIF
 orientation applied; greyscale, palette and CMYK converted; 16-bit scaled down;
 transparent pixels composited onto white. Images declaring more than
-`MAX_PIXELS` are refused before any pixel is decoded (bounded memory).
+`MAX_PIXELS` are refused before any pixel is decoded (bounded memory). What the check
+finds for a file is kept (ScanCache): a later run on the same files decodes none of them
+again.
 """
 import functools
 import io
+import os
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -19,6 +24,7 @@ from research.data import tfds_source
 from research.data.types import DataError
 
 MAX_PIXELS = 50_000_000  # ~150 MB as RGB; a 20,000 x 20,000 image declares 400 M
+SCAN_CACHE = 'scans-1.sqlite'  # ScanCache's file: a new name whenever decode or fingerprint change
 
 
 class ImageTooLarge(ValueError):
@@ -98,13 +104,66 @@ def unreadable(paths) -> dict[str, str]:
   return {p: r for p, (r, _) in zip(paths, inspect_all(paths, False)) if r is not None}
 
 
-def scan_images(paths, policy: str, threads: int = 8) -> tuple[dict[str, str], dict]:
+class ScanCache:
+  """What `inspect_image` found for image files, known by path, size and modification time
+  (a file changed under its name is another file): one SQLite file that runs, and processes
+  at once, share. Paths that are not files (tfds records) are not kept."""
+
+  def __init__(self, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    self.db = sqlite3.connect(path, timeout=600)
+    with self.db:
+      self.db.execute('CREATE TABLE IF NOT EXISTS scans (path TEXT, size INTEGER, mtime INTEGER, '
+                      'reason TEXT, digest TEXT, hash BLOB, mirror BLOB, '
+                      'PRIMARY KEY (path, size, mtime))')
+
+  @staticmethod
+  def key(path: str) -> tuple | None:
+    try:
+      stat = os.stat(path)
+    except OSError:
+      return None
+    return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
+
+  def get(self, keys: dict) -> dict:
+    """{path: (reason, fingerprint)} of the paths whose key the cache holds."""
+    found = {}
+    for path, key in keys.items():
+      row = key and self.db.execute('SELECT reason, digest, hash, mirror FROM scans WHERE '
+                                    'path = ? AND size = ? AND mtime = ?', key).fetchone()
+      if row:
+        reason, digest, phash, mirror = row
+        found[path] = (reason, None if reason else (
+            digest, np.frombuffer(phash, np.uint8), np.frombuffer(mirror, np.uint8)))
+    return found
+
+  def put(self, keys: dict, results: dict) -> None:
+    with self.db:
+      self.db.executemany('INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?, ?, ?, ?)', [
+          (*keys[p], reason, *((f[0], f[1].tobytes(), f[2].tobytes()) if f else (None,) * 3))
+          for p, (reason, f) in results.items() if keys[p]])
+
+  def close(self) -> None:
+    self.db.close()
+
+
+def scan_images(paths, policy: str, threads: int = 8,
+                cache: Path | None = None) -> tuple[dict[str, str], dict]:
   """Decodes every image once: ({path: reason} for those that fail, {path: fingerprint} for
-  the others; see research.data.leakage).
+  the others; see research.data.leakage). With `cache` (a ScanCache file), images scanned
+  before, unchanged since, are not decoded again.
 
   policy 'error' raises on the first bad one; 'skip' lets the caller drop them.
   """
-  results = inspect_all(paths, True, threads)
+  store = ScanCache(cache) if cache else None
+  keys = {p: ScanCache.key(p) for p in paths} if store else {}
+  known = store.get(keys) if store else {}
+  todo = [p for p in paths if p not in known]
+  found = dict(zip(todo, inspect_all(todo, True, threads)))
+  if store:
+    store.put(keys, found)
+    store.close()
+  results = [known.get(p) or found[p] for p in paths]
   bad = {p: r for p, (r, _) in zip(paths, results) if r is not None}
   if bad and policy == 'error':
     path, reason = next(iter(bad.items()))

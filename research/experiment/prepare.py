@@ -3,9 +3,9 @@ the files that define the run."""
 import dataclasses
 from pathlib import Path
 
-from research import rundir
-from research.data import (DataError, Source, find_leaks, load_source, make_split, save_split,
-                           scan_images, split_records)
+from research import cache, rundir
+from research.data import (SCAN_CACHE, DataError, Source, find_leaks, load_source, make_split,
+                           save_split, scan_images, split_records)
 
 
 def usable_source(config, log) -> tuple[Source, dict[str, str], dict]:
@@ -16,7 +16,8 @@ def usable_source(config, log) -> tuple[Source, dict[str, str], dict]:
   if not config.data.path and not config.data.tfds:
     log('         the embedded default; for your own images: --config.data.path=FOLDER (one '
         'sub-folder per class) or a CSV of path,label')
-  bad, fingerprints = scan_images(source.paths, config.data.on_bad_image)
+  bad, fingerprints = scan_images(source.paths, config.data.on_bad_image,
+                                  cache=cache.directory(SCAN_CACHE))
   keep = [i for i, p in enumerate(source.paths) if p not in bad]
   if bad:
     log(f'         skipping {len(bad)} unreadable images (listed in {rundir.BAD_IMAGES})')

