@@ -53,8 +53,19 @@ def check_writable(run_dir: Path, needed_bytes: int) -> None:
                       f'another --config.workdir')
 
 
+def write_whole(path: Path, text: str) -> None:
+  """`path` holds `text` whole, or what it held before: a process killed mid-write leaves no
+  half file (a config.json, tune.json or point.json that exists marks a step done)."""
+  partial = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+  try:
+    partial.write_text(text)
+    partial.replace(path)
+  finally:
+    partial.unlink(missing_ok=True)
+
+
 def save_config(run_dir: Path, config) -> None:
-  (run_dir / CONFIG).write_text(config.to_json(indent=1))
+  write_whole(run_dir / CONFIG, config.to_json(indent=1))
 
 
 def load_config(run_dir: Path) -> ml_collections.ConfigDict:

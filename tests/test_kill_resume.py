@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import train_state
+from research import rundir
 from research.cli.main import main
 from research.experiment.run import restore
 from research.train.freeze import flat
@@ -106,6 +107,28 @@ def test_killed_at_several_points_and_resumed_equals_uninterrupted(folder, tmp_p
   assert (best_b.checkpoint, best_b.epoch) == (best_a.checkpoint, best_a.epoch)
   for path, value in flat(best_a.variables['params']).items():
     assert np.array_equal(np.asarray(value), np.asarray(flat(best_b.variables['params'])[path]))
+
+
+def test_a_file_killed_mid_write_keeps_what_it_held(tmp_path, monkeypatch):
+  """config.json, split.json, metrics.jsonl, tune.json, point.json ... are written whole or
+  not at all (a config.json that exists marks a run that can resume): a write stopped
+  halfway, as a kill stops it, leaves the file as it was."""
+  path = tmp_path / 'config.json'
+  path.write_text('{"old": 1}')
+  real = Path.write_text
+
+  def stops_halfway(self, text, *args, **kwargs):
+    real(self, text[:len(text) // 2], *args, **kwargs)
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(Path, 'write_text', stops_halfway)
+  with pytest.raises(KeyboardInterrupt):
+    rundir.write_whole(path, '{"new": 2, "longer": true}')
+  monkeypatch.undo()
+  assert path.read_text() == '{"old": 1}'
+  assert [p.name for p in tmp_path.iterdir()] == ['config.json']
+  rundir.write_whole(path, '{"new": 2}')
+  assert path.read_text() == '{"new": 2}'
 
 
 def test_a_nan_loss_stops_naming_the_step_and_the_kept_checkpoint(folder, tmp_path, capsys):

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from research import rundir
 from research.data.types import DataError, Source
 
 SPLITS = ('train', 'val', 'test')
@@ -96,7 +97,7 @@ def split_records(source: Source, split: dict[str, np.ndarray]) -> dict[str, lis
 
 def save_split(path: Path, source: Source, records: dict[str, list]) -> None:
   record = {'class_names': list(source.class_names), 'source': source.description, **records}
-  path.write_text(json.dumps(record, indent=1))
+  rundir.write_whole(path, json.dumps(record, indent=1))
 
 
 def load_split(path: Path) -> tuple[tuple[str, ...], dict[str, list]]:

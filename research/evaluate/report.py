@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
                              log_loss, precision_recall_fscore_support, roc_auc_score)
 
+from research import rundir
 from research.evaluate import plots
 
 
@@ -48,7 +49,7 @@ def write(run_dir: Path, labels: np.ndarray, probs: np.ndarray, class_names,
   report = {**extra, **metrics(labels, probs, class_names)}
   plots.roc(labels, probs, class_names, run_dir / 'roc.png')
   plots.confusion(np.asarray(report['confusion_matrix']), class_names, run_dir / 'confusion.png')
-  (run_dir / 'report.json').write_text(json.dumps(report, indent=1))
+  rundir.write_whole(run_dir / 'report.json', json.dumps(report, indent=1))
   number = lambda x: 'n/a' if x is None else f'{x:.3f}'
   rows = '\n'.join(f'| {c} | {number(report["per_class_accuracy"][c])} | '
                    f'{number(report["per_class_precision"][c])} | '

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.optimize import curve_fit
 from sklearn.metrics import balanced_accuracy_score
 
+from research import rundir
 from research.config import ConfigError
 from research.evaluate import plots
 from research.experiment.prepare import write_leaks
@@ -110,8 +111,8 @@ def finetune_points(config, split: dict, fractions_, seeds, class_names, out: Pa
         _, probs, truth = trained.inference.predict(split['val'], 'validating')
         own = [class_names.index(name) for name in trained.class_names]  # the CSV's order
         predicted = np.asarray(own)[probs.argmax(-1)]
-        done.write_text(json.dumps(point(seed, labels[index], truth, predicted, class_names,
-                                         time.time() - began)))
+        rundir.write_whole(done, json.dumps(point(seed, labels[index], truth, predicted,
+                                                  class_names, time.time() - began)))
       rows.append(json.loads(done.read_text()))
   return rows
 

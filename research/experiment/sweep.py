@@ -75,7 +75,7 @@ def start(spec: str, overrides: list[str]) -> Path:
   for point in points:  # every point's config and weight file are checked before any runs
     pretrained_file(point_config(path, point, overrides, sweep_dir / point['name']))
   sweep_dir.mkdir(parents=True)
-  (sweep_dir / SWEEP).write_text(json.dumps(
+  rundir.write_whole(sweep_dir / SWEEP, json.dumps(
       {'config': path, 'overrides': overrides, 'points': points}, indent=1))
   return run_points(sweep_dir)
 

@@ -171,7 +171,7 @@ def start(spec: str, overrides: list[str], trials: int, out: str | None = None,
     raise config_lib.ConfigError(f'{tune_dir} already holds a tune: continue it with ./run.sh '
                                  f'tune --resume {tune_dir}, or choose another --out')
   tune_dir.mkdir(parents=True, exist_ok=True)
-  (tune_dir / TUNE).write_text(json.dumps(
+  rundir.write_whole(tune_dir / TUNE, json.dumps(
       {'config': spec, 'overrides': overrides, 'trials': trials, 'space': space}, indent=1))
   return tune_dir, optimize(tune_dir, log)
 
@@ -187,7 +187,7 @@ def resume(tune_dir: Path, trials: int | None = None, log=print) -> dict:
       raise config_lib.ConfigError(f'--trials {trials}: give 1 or more')
     with serialized(tune_dir):
       record = json.loads((tune_dir / TUNE).read_text())
-      (tune_dir / TUNE).write_text(json.dumps({**record, 'trials': trials}, indent=1))
+      rundir.write_whole(tune_dir / TUNE, json.dumps({**record, 'trials': trials}, indent=1))
   return optimize(tune_dir, log)
 
 
@@ -428,7 +428,7 @@ def score_best(tune_dir: Path, study: optuna.Study, record: dict, space: dict,
             'test_accuracy': report['accuracy'],
             'test_balanced_accuracy': report['balanced_accuracy'],
             'command': command(record, values)}
-  (tune_dir / 'best.json').write_text(json.dumps(result, indent=1))
+  rundir.write_whole(tune_dir / 'best.json', json.dumps(result, indent=1))
   return result
 
 

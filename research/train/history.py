@@ -4,6 +4,8 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
+from research import rundir
+
 
 def read(path: Path) -> list[dict]:
   if not path.exists():
@@ -20,7 +22,7 @@ class History:
     self.records = [r for r in read(path) if r['epoch'] <= last_epoch]
     self.writer = SummaryWriter(str(tensorboard_dir)) if writes else None
     if writes:
-      path.write_text(''.join(json.dumps(r) + '\n' for r in self.records))
+      rundir.write_whole(path, ''.join(json.dumps(r) + '\n' for r in self.records))
 
   def append(self, record: dict) -> None:
     self.records.append(record)
