@@ -110,6 +110,21 @@ def test_a_second_scan_decodes_only_files_changed_since(tmp_path, monkeypatch):
   assert repaired[1][bad][0] == scan_images([bad], 'skip')[1][bad][0]  # as without a cache
 
 
+def test_a_scan_cache_that_cannot_be_used_is_passed_over(tmp_path):
+  """Its folder is a file (as a read-only home would refuse it), or its file is not SQLite:
+  the scan decodes everything and finds what it finds without a cache."""
+  paths = [str(write_image(tmp_path / 'a.png', 60)),
+           str(truncate(write_image(tmp_path / 'b.png', 100, size=200)))]
+  expected = scan_images(paths, 'skip')
+  (tmp_path / 'file').write_text('')
+  damaged = tmp_path / 'damaged.sqlite'
+  damaged.write_bytes(b'not a database' * 100)
+  for cache in (tmp_path / 'file' / SCAN_CACHE, damaged):
+    bad, fingerprints = scan_images(paths, 'skip', cache=cache)
+    assert bad == expected[0] and list(fingerprints) == list(expected[1])
+    assert fingerprints[paths[0]][0] == expected[1][paths[0]][0]
+
+
 def test_greyscale_images_become_three_channels(tmp_path):
   path = write_image(tmp_path / 'grey.png', 90, mode='L')
   image = load_image(str(path), 32)

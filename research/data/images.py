@@ -107,7 +107,9 @@ def unreadable(paths) -> dict[str, str]:
 class ScanCache:
   """What `inspect_image` found for image files, known by path, size and modification time
   (a file changed under its name is another file): one SQLite file that runs, and processes
-  at once, share. Paths that are not files (tfds records) are not kept."""
+  at once, share. Paths that are not files (tfds records) are not kept. A cache that cannot
+  be opened, read or written (a read-only home, a damaged file) is passed over: the scan
+  decodes what it would have read."""
 
   def __init__(self, path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +118,14 @@ class ScanCache:
       self.db.execute('CREATE TABLE IF NOT EXISTS scans (path TEXT, size INTEGER, mtime INTEGER, '
                       'reason TEXT, digest TEXT, hash BLOB, mirror BLOB, '
                       'PRIMARY KEY (path, size, mtime))')
+
+  @classmethod
+  def open(cls, path: Path | None):
+    """The cache at `path`; None without one, or where it cannot be used."""
+    try:
+      return cls(path) if path else None
+    except (OSError, sqlite3.Error):
+      return None
 
   @staticmethod
   def key(path: str) -> tuple | None:
@@ -128,23 +138,28 @@ class ScanCache:
   def get(self, keys: dict) -> dict:
     """{path: (reason, fingerprint)} of the paths whose key the cache holds."""
     found = {}
-    for path, key in keys.items():
-      row = key and self.db.execute('SELECT reason, digest, hash, mirror FROM scans WHERE '
-                                    'path = ? AND size = ? AND mtime = ?', key).fetchone()
-      if row:
-        reason, digest, phash, mirror = row
-        found[path] = (reason, None if reason else (
-            digest, np.frombuffer(phash, np.uint8), np.frombuffer(mirror, np.uint8)))
+    try:
+      for path, key in keys.items():
+        row = key and self.db.execute('SELECT reason, digest, hash, mirror FROM scans WHERE '
+                                      'path = ? AND size = ? AND mtime = ?', key).fetchone()
+        if row:
+          reason, digest, phash, mirror = row
+          found[path] = (reason, None if reason else (
+              digest, np.frombuffer(phash, np.uint8), np.frombuffer(mirror, np.uint8)))
+    except sqlite3.Error:
+      return {}
     return found
 
   def put(self, keys: dict, results: dict) -> None:
-    with self.db:
-      self.db.executemany('INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?, ?, ?, ?)', [
-          (*keys[p], reason, *((f[0], f[1].tobytes(), f[2].tobytes()) if f else (None,) * 3))
-          for p, (reason, f) in results.items() if keys[p]])
-
-  def close(self) -> None:
-    self.db.close()
+    try:
+      with self.db:
+        self.db.executemany('INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?, ?, ?, ?)', [
+            (*keys[p], reason, *((f[0], f[1].tobytes(), f[2].tobytes()) if f else (None,) * 3))
+            for p, (reason, f) in results.items() if keys[p]])
+    except sqlite3.Error:
+      pass  # what was scanned stays right; the next run scans it again
+    finally:
+      self.db.close()
 
 
 def scan_images(paths, policy: str, threads: int = 8,
@@ -155,14 +170,13 @@ def scan_images(paths, policy: str, threads: int = 8,
 
   policy 'error' raises on the first bad one; 'skip' lets the caller drop them.
   """
-  store = ScanCache(cache) if cache else None
+  store = ScanCache.open(cache)
   keys = {p: ScanCache.key(p) for p in paths} if store else {}
   known = store.get(keys) if store else {}
   todo = [p for p in paths if p not in known]
   found = dict(zip(todo, inspect_all(todo, True, threads)))
   if store:
     store.put(keys, found)
-    store.close()
   results = [known.get(p) or found[p] for p in paths]
   bad = {p: r for p, (r, _) in zip(paths, results) if r is not None}
   if bad and policy == 'error':
