@@ -17,6 +17,9 @@ def test_a_second_run_loads_every_compiled_step_from_the_cache(tmp_path):
   env = {k: v for k, v in os.environ.items()
          if k not in ('JAX_COMPILATION_CACHE_DIR', 'RESEARCH_CACHE')}
   env['XDG_CACHE_HOME'] = str(tmp_path / 'xdg')
+  # every compile kept: with the 0.2 s threshold, a step compiled in 0.19 s by the first run
+  # and in 0.21 s by the second (a busy machine) would count as new
+  env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
   cache = tmp_path / 'xdg' / 'research' / 'jax'
   entries = []
   for run in ('first', 'second'):
