@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from research import cache as cache_lib
 from research.data.leakage import fingerprint
 from research.data import tfds_source
 from research.data.types import DataError
@@ -127,14 +128,6 @@ class ScanCache:
     except (OSError, sqlite3.Error):
       return None
 
-  @staticmethod
-  def key(path: str) -> tuple | None:
-    try:
-      stat = os.stat(path)
-    except OSError:
-      return None
-    return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
-
   def get(self, keys: dict) -> dict:
     """{path: (reason, fingerprint)} of the paths whose key the cache holds."""
     found = {}
@@ -171,7 +164,7 @@ def scan_images(paths, policy: str, threads: int = 8,
   policy 'error' raises on the first bad one; 'skip' lets the caller drop them.
   """
   store = ScanCache.open(cache)
-  keys = {p: ScanCache.key(p) for p in paths} if store else {}
+  keys = {p: cache_lib.identity(os.path.abspath(p)) for p in paths} if store else {}
   known = store.get(keys) if store else {}
   todo = [p for p in paths if p not in known]
   found = dict(zip(todo, inspect_all(todo, True, threads)))

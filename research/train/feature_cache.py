@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from research import cache
 from research.data import augments, epoch_seed
 from research.inference import inference_of
 from research.models import input_size
@@ -60,13 +61,6 @@ def val_features(inference, config, records):
       records, views, None, config.feature_cache.memory_gb, 'caching val features'))
 
 
-def identity(path: str) -> list:
-  """A file as the cache knows it: path, size and modification time (a file changed under
-  the same name is another file); other sources' paths name their records."""
-  stat = os.stat(path) if os.path.exists(path) else None
-  return [path, stat.st_size, stat.st_mtime_ns] if stat else [path]
-
-
 def shared(config, records, views: list, compute):
   """`compute()`, or the same features from `feature_cache.dir` (written there once)."""
   if not config.feature_cache.dir:
@@ -74,7 +68,7 @@ def shared(config, records, views: list, compute):
   m = config.model
   what = json.dumps([m.name, m.pretrained, m.weights, m.init_from, m.dtype, m.pooling,
                      input_size(config), views, config.data.augment.to_dict(),
-                     [identity(p) for p, _ in records]], sort_keys=True)
+                     [cache.identity(p) or [p] for p, _ in records]], sort_keys=True)
   path = Path(config.feature_cache.dir) / f'{hashlib.sha256(what.encode()).hexdigest()[:20]}.npy'
   if path.exists():
     return np.load(path, mmap_mode='r')
