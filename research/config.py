@@ -34,7 +34,7 @@ _LOADING = contextvars.ContextVar('loading', default=False)
 def base_config() -> ml_collections.ConfigDict:
   """Every key with its default; locked (a key that is not here cannot be set)."""
   c = ml_collections.ConfigDict()
-  c.seed = 0
+  c.seed = 0  # training randomness: head initialisation, dropout, augmentation, batch order
   c.num_epochs = 10
   c.batch_size = 32  # global, over all devices
   c.workdir = ''  # run directory; '' -> checkpoints/<config name>-<time>
@@ -94,6 +94,9 @@ def base_config() -> ml_collections.ConfigDict:
       tfds_dir='',
       image_size=0,  # side in pixels images are resized to; 0 = the model's (registry) size
       split=(0.7, 0.15, 0.15),  # train/val/test, stratified, made before augmenting
+      # the split's own seed, apart from `seed`: runs with other training seeds are scored on
+      # the same test images (a paired comparison)
+      split_seed=0,
       on_bad_image='skip',  # 'skip' (listed in bad_images.txt) or 'error'
       threads=4,  # decode/augment threads (in each worker process, if any)
       # decode/augment worker processes: -1 = chosen from the machine (none when XLA computes
@@ -130,6 +133,9 @@ def base_config() -> ml_collections.ConfigDict:
   )
   c.evaluation = dict(
       tta_flip=False,  # average the logits of each image and its mirror image
+      # eval, predict and the test report divide the logits by the temperature fitted on the
+      # validation split (calibration.json); the report shows both either way
+      temperature_scaling=False,
   )
   c.features = dict(
       num_images=1,  # test images whose feature maps (every block) are drawn after a run

@@ -110,16 +110,16 @@ class Inference:
     logits, probs = (np.concatenate(x) for x in zip(*outputs))
     return logits, probs, np.asarray([label for _, label in records], np.int32)
 
-  def predict_arrays(self, images) -> np.ndarray:
-    """(N, num_classes) probabilities of uint8 RGB images of any size (resized as in
-    training)."""
+  def predict_arrays(self, images) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, (N, num_classes) probabilities) of uint8 RGB images of any size (resized as
+    in training)."""
     images = np.stack([resize(image, self.size) for image in images])
     outputs = []
     self._map(lambda b: predict_batch(self.model, self.task, self.variables, b['image'],
-                                      self.tta_flip)[1],
+                                      self.tta_flip),
               ({'image': x} for x in self._arrays(images)), len(images), 'predicting',
               lambda _, out: outputs.append(out))
-    return np.concatenate(outputs)
+    return tuple(np.concatenate(x) for x in zip(*outputs))
 
   def features(self, records, views: list, out_path: Path | None = None,
                memory_gb: float = 2.0, desc: str = 'features') -> np.ndarray:

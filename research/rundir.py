@@ -53,12 +53,16 @@ def check_writable(run_dir: Path, needed_bytes: int) -> None:
                       f'another --config.workdir')
 
 
-def write_whole(path: Path, text: str) -> None:
-  """`path` holds `text` whole, or what it held before: a process killed mid-write leaves no
-  half file (a config.json, tune.json or point.json that exists marks a step done)."""
+def write_whole(path: Path, text: str | bytes) -> None:
+  """`path` holds `text` (or bytes) whole, or what it held before: a process killed mid-write
+  leaves no half file (a config.json, tune.json or point.json that exists marks a step
+  done)."""
   partial = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
   try:
-    partial.write_text(text)
+    if isinstance(text, bytes):
+      partial.write_bytes(text)
+    else:
+      partial.write_text(text)
     partial.replace(path)
   finally:
     partial.unlink(missing_ok=True)

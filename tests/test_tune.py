@@ -1,21 +1,26 @@
 """`./run.sh tune`: the search space checked before any trial, a tune killed with SIGKILL
 mid-trial and resumed to exactly its trials, pruning at an epoch's end, the best trial
 reproduced alone from its printed command, the test split scored for the best trial alone;
-the 4-level ELPV config's search space fits the schema and the model."""
+the tables written, without importance, when the complete trials tie or fANOVA fails; a
+val_accuracy's Wilson interval; the 4-level ELPV config's search space fits the schema and
+the model."""
 import csv
 import json
 import os
 import shlex
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optuna
 import pytest
 
 from helpers import make_folder
 from research.cli.main import main
+from research.config import base_config
 from research.experiment import tune
 from research.models import create_model
 from research.train.history import read
@@ -162,12 +167,96 @@ def test_the_test_split_is_scored_once_for_the_best_trial_alone(killed_tune, cap
   report = json.loads(report_file.read_text())
   assert (best['test_accuracy'], best['test_balanced_accuracy']) == (
       report['accuracy'], report['balanced_accuracy'])
-  assert f'test:    accuracy {report["accuracy"]:.4f}, balanced accuracy' in stdout
+  low, high = best['test_accuracy_interval']
+  assert [low, high] == report['intervals']['accuracy']
+  assert (f'test:    accuracy {report["accuracy"]:.4f} (95% interval {low:.3f}–{high:.3f}), '
+          f'balanced accuracy') in stdout
   # resuming a finished tune runs no trial and scores nothing again
   written = report_file.stat().st_mtime_ns
   assert main(['tune', '--resume', str(tune_dir)]) == 0
   assert report_file.stat().st_mtime_ns == written and len(study.get_trials()) == 4
   assert f'best:    trial {best["trial"]}' in capsys.readouterr().out
+
+
+LR = 'optimizer.learning_rate'
+
+
+def finished_tune(tune_dir, trials, report, val_images=24):
+  """A finished tune as `write` finds it, without training: a study of complete trials
+  ((learning rate, val_accuracy) each) and their run directories' metrics.jsonl, split.json
+  (`val_images` validation images) and report.json (`report`); `write`'s arguments."""
+  study = optuna.create_study(direction='maximize')
+  distribution = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+  for number, (lr, value) in enumerate(trials):
+    study.add_trial(optuna.trial.create_trial(params={LR: lr}, distributions={LR: distribution},
+                                              value=value))
+    run_dir = tune_dir / f'trial_{number}'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'metrics.jsonl').write_text(json.dumps(
+        {'epoch': 1, 'val_loss': 0.7, 'val_accuracy': value}) + '\n')
+    (run_dir / 'split.json').write_text(json.dumps(
+        {'class_names': ['a', 'b'], 'source': 'folder', 'train': [], 'test': [],
+         'val': [[f'v{i}.png', i % 2] for i in range(val_images)]}))
+    (run_dir / 'report.json').write_text(json.dumps(report))
+  config = base_config()
+  config.checkpoint.best_metric = 'val_accuracy'
+  record = {'config': 'configs/tiny.py', 'overrides': [], 'trials': len(trials)}
+  return (tune_dir, record, {LR: {'kind': 'loguniform', 'low': 1e-4, 'high': 1e-2}}, study,
+          config)
+
+
+def wilson_by_formula(p, n, z=1.959963984540054):
+  """The Wilson score interval, from its closed form."""
+  centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+  return [(centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)]
+
+
+def test_trials_that_tie_leave_the_tables_and_the_test_score_written_without_importance(
+    tmp_path):
+  logs = []
+  report = {'epoch': 1, 'accuracy': 0.75, 'balanced_accuracy': 0.7, 'num_images': 20}
+  args = finished_tune(tmp_path, [(1e-3, 0.5), (3e-3, 0.5)], report)  # (no 'intervals')
+  best = tune.write(*args, final=True, log=logs.append)  # fANOVA would raise here
+  said = ('no detectable difference between the complete trials: all 2 scored val_accuracy '
+          '0.5000 on validation, so no parameter importance: no importance.png')
+  assert logs == [said]
+  text = (tmp_path / 'tune.md').read_text()
+  assert said[0].upper() + said[1:] in text
+  assert not (tmp_path / 'importance.png').exists()
+  assert json.loads((tmp_path / 'best.json').read_text()) == best
+  assert best['trial'] == 0
+  assert best['test_accuracy_interval'] == pytest.approx(wilson_by_formula(0.75, 20))
+  low, high = best['test_accuracy_interval']
+  assert f'accuracy **0.7500** (95% interval {low:.3f}–{high:.3f})' in text
+  # 0.5 of 24 validation images: Wilson's interval in both tables
+  interval = wilson_by_formula(0.5, 24)
+  with open(tmp_path / 'tune.csv') as f:
+    assert [json.loads(row['95% interval']) for row in csv.DictReader(f)] == [
+        pytest.approx(interval)] * 2
+  assert f'| 0.5 | {interval[0]:.3f}–{interval[1]:.3f} |' in text
+  assert ("Trial 1 scores within the best's 95% interval on validation: this validation "
+          'split does not tell the two apart.') in text
+
+
+def test_importance_fanova_cannot_compute_is_one_logged_line_the_rest_written(tmp_path):
+  logs = []
+  report = {'epoch': 1, 'accuracy': 0.75, 'balanced_accuracy': 0.7, 'num_images': 20,
+            'intervals': {'accuracy': [0.6, 0.9]}}
+  # the same settings, different values (e.g. nondeterministic GPU training): no variance to
+  # share out among the parameters
+  args = finished_tune(tmp_path, [(1e-3, 0.5), (1e-3, 0.625)], report)
+  best = tune.write(*args, final=True, log=logs.append)
+  [said] = logs
+  assert said.startswith('parameter importance could not be computed (fANOVA raised '
+                         'RuntimeError') and said.endswith(': no importance.png')
+  assert not (tmp_path / 'importance.png').exists()
+  assert best['trial'] == 1 and best['test_accuracy_interval'] == [0.6, 0.9]  # the report's
+  text = (tmp_path / 'tune.md').read_text()
+  assert '**Best: trial 1**' in text and 'Parameter importance could not be computed' in text
+  assert "Trial 0 scores within the best's 95% interval on validation" in text
+  apart = [SimpleNamespace(number=0, value=0.9), SimpleNamespace(number=1, value=0.5)]
+  assert tune.alike(0, (0.8, 1.0), apart) == (
+      "No other complete trial scores within the best's 95% interval on validation.\n")
 
 
 def test_the_elpv_search_space_fits_the_schema_and_every_freeze_choice_the_model():

@@ -84,6 +84,13 @@ def run_train(args) -> None:
   if not parallel.is_main():  # quiet down to the file descriptor: the runtime prints too
     sys.stdout.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+  if args.seeds != 1:
+    if args.resume:
+      raise config_lib.ConfigError('--seeds N makes a directory of N runs: continue it with '
+                                   './run.sh sweep --resume DIR, not with --resume')
+    sweep_dir = sweep.start(args.config, args.overrides, args.seeds, single=True)
+    print(f'seeds:   {sweep_dir}/sweep.md (sweep.csv, sweep.json, sweep.png)')
+    return
   config = config_lib.load(args.config, args.overrides)
   if args.resume:
     run_dir = Path(args.resume)
@@ -101,12 +108,34 @@ def run_train(args) -> None:
   print(f'run dir: {run_dir}')
   began = time.time()
   report = run(config, run_dir, resume=bool(args.resume))
-  print(f'test:    accuracy {report["accuracy"]:.4f}, balanced accuracy '
-        f'{report["balanced_accuracy"]:.4f}, loss {report["loss"]:.4f} on '
-        f'{report["num_images"]} images (weights of epoch {report["epoch"]}, '
+  print(f'test:    {test_line(report)} (weights of epoch {report["epoch"]}, '
         f'{report["checkpoint"]}; {time.time() - began:.0f} s in all)')
+  print(f'         {calibration_line(report)}')
   print(f'outputs: {run_dir}/report.md (curves.png, roc.png, confusion.png, gradcam/, '
         f'features/, metrics.jsonl, tb/, checkpoints/)')
+
+
+def test_line(report: dict) -> str:
+  """Accuracy and balanced accuracy with their 95% intervals, loss, the image count and the
+  smallest detectable difference."""
+  ci = report['intervals']
+  detectable = report['detectable_difference']['difference']
+  return (f'accuracy {report["accuracy"]:.4f} [{ci["accuracy"][0]:.4f}, {ci["accuracy"][1]:.4f}]'
+          f', balanced accuracy {report["balanced_accuracy"]:.4f} '
+          f'[{ci["balanced_accuracy"][0]:.4f}, {ci["balanced_accuracy"][1]:.4f}], loss '
+          f'{report["loss"]:.4f} on {report["num_images"]} images (95% intervals; smallest '
+          f'detectable difference ' + ('none' if detectable is None else f'{detectable:.3f}')
+          + ')')
+
+
+def calibration_line(report: dict) -> str:
+  c = report['calibration']
+  line = f'calibration: ECE {c["ece"]:.4f} ({c["bins"]} bins), NLL {c["nll"]:.4f}, Brier {c["brier"]:.4f}'
+  if c['temperature'] is None:
+    return line
+  return (line + f'; temperature {c["temperature"]:.3f} (fitted on validation): ECE '
+          f'{c["scaled"]["ece"]:.4f}, NLL {c["scaled"]["nll"]:.4f}'
+          + (' (used)' if c['applied'] else ''))
 
 
 def run_sweep(args) -> None:
@@ -114,20 +143,26 @@ def run_sweep(args) -> None:
     if args.config or args.overrides:
       raise config_lib.ConfigError('sweep --resume SWEEP_DIR takes nothing else: the sweep '
                                    'directory holds its config and overrides')
+    if args.seeds != 1:
+      raise config_lib.ConfigError('sweep --resume SWEEP_DIR takes no --seeds: the sweep '
+                                   'directory holds its seeds')
     sweep_dir = sweep.resume(Path(args.resume))
   elif args.config:
-    sweep_dir = sweep.start(args.config, args.overrides)
+    sweep_dir = sweep.start(args.config, args.overrides, args.seeds)
   else:
     raise config_lib.ConfigError(f'usage: {args.usage}')
-  print(f'sweep:   {sweep_dir}/sweep.md (sweep.csv, sweep.png)')
+  print(f'sweep:   {sweep_dir}/sweep.md (sweep.csv, sweep.json, sweep.png)')
 
 
 def run_compare(args) -> None:
   if len(args.runs) < 2:
     raise config_lib.ConfigError(f'usage: {args.usage}')
   out = Path(args.out or f'checkpoints/compare-{time.strftime("%Y%m%d-%H%M%S")}')
-  compare.write(out, 'compare', [Path(r) for r in args.runs])
-  print(f'compare: {out}/compare.md (compare.csv, compare.png)')
+  result = compare.write(out, 'compare', [Path(r) for r in args.runs],
+                         Path(args.baseline) if args.baseline else None)
+  for line in compare.summary_lines(result):
+    print(line)
+  print(f'compare: {out}/compare.md (compare.csv, compare.json, compare.png)')
 
 
 def restored(args):
@@ -144,9 +179,12 @@ def restored(args):
 
 def run_eval(args) -> None:
   report = evaluate(restored(args))
-  print(f'test accuracy {report["accuracy"]:.4f}, balanced accuracy '
-        f'{report["balanced_accuracy"]:.4f}, loss {report["loss"]:.4f} on '
-        f'{report["num_images"]} images; per class: {report["per_class_accuracy"]}')
+  print(f'test {test_line(report)}')
+  print('per class: ' + ', '.join(
+      f'{c} {a:.4f} [{report["intervals"]["per_class_accuracy"][c][0]:.4f}, '
+      f'{report["intervals"]["per_class_accuracy"][c][1]:.4f}]'
+      for c, a in report['per_class_accuracy'].items()))
+  print(calibration_line(report))
   print(f'report: {Path(args.run) / "report.md"}')
 
 
@@ -196,7 +234,7 @@ def run_curve(args) -> None:
   sizes = args.sizes
   models = args.models.split(',') if args.models else [config.model.name]
   result = curve.curve(config, models, out, sizes, args.seeds, args.target, args.mode)
-  for line in result['verdicts'] + result['gains']:
+  for line in result['verdicts'] + result['backtests'] + result['gains']:
     print(line)
   print(f'curve:   {out}/curve.md (curve.csv, curve.png)')
 
@@ -216,14 +254,17 @@ def run_tune(args) -> None:
   if best:
     print(f'best:    trial {best["trial"]}: {best["metric"]} {best["value"]:.4f} on validation '
           f'({best["run_dir"]})')
-    print(f'test:    accuracy {best["test_accuracy"]:.4f}, balanced accuracy '
-          f'{best["test_balanced_accuracy"]:.4f} (scored for the best trial alone, weights of '
-          f'epoch {best["epoch"]})')
+    low, high = best['test_accuracy_interval']
+    print(f'test:    accuracy {best["test_accuracy"]:.4f} (95% interval {low:.3f}–{high:.3f}), '
+          f'balanced accuracy {best["test_balanced_accuracy"]:.4f} (scored for the best trial '
+          f'alone, weights of epoch {best["epoch"]})')
     print(f'alone:   {best["command"]}')
   elif result['running']:
     print(f'tune:    {result["running"]} trial(s) still run in other processes; the last to '
           f'finish scores the best trial on the test split')
-  print(f'tune:    {tune_dir}/tune.md (tune.csv, tune.png, importance.png, best.json)')
+  written = [n for n in ('tune.csv', 'tune.png', tune.IMPORTANCE, 'best.json')
+             if (tune_dir / n).exists()]
+  print(f'tune:    {tune_dir}/tune.md ({", ".join(written)})')
 
 
 def run_bench(args) -> None:
@@ -266,16 +307,26 @@ def add_train(p) -> None:
   p.add_argument('config', metavar='CONFIG.py[:VARIANT]', help='an experiment file, e.g. '
                  'configs/efficientnet_adam.py or configs/people.py:resnet101')
   p.add_argument('--resume', metavar='RUN_DIR', help='continue that run from its last checkpoint')
+  p.add_argument('--seeds', type=int, default=1, metavar='N',
+                 help='train N times with training seeds seed, seed+1, ... on the same split: '
+                 'a directory of N runs and their table (mean ± std); continue it with '
+                 './run.sh sweep --resume DIR')
 
 
 def add_sweep(p) -> None:
   p.add_argument('config', nargs='?', metavar='CONFIG.py', help="a config with get_sweep()")
   p.add_argument('--resume', metavar='SWEEP_DIR',
                  help='continue a sweep: finished points are kept')
+  p.add_argument('--seeds', type=int, default=1, metavar='N',
+                 help='every point N times, training seeds seed, seed+1, ... on the same split '
+                 '(mean ± std per point, paired comparisons over all seeds)')
 
 
 def add_compare(p) -> None:
   p.add_argument('runs', nargs='+', metavar='RUN_DIR', help='two or more run directories')
+  p.add_argument('--baseline', metavar='RUN_DIR',
+                 help='the run (and its seed group) every other is compared with (default: '
+                 'the first)')
   p.add_argument('--out', metavar='DIR', help='where the table and plot go')
 
 
@@ -351,11 +402,13 @@ def add_tune(p) -> None:
 # name: (what it does, its usage after the name, its arguments, what runs it, takes overrides)
 COMMANDS = {
     'train': ('train, evaluate and explain an experiment (the default: ./run.sh CONFIG.py)',
-              f'CONFIG.py[:VARIANT] {OVERRIDES} [--resume RUN_DIR]', add_train, run_train, True),
+              f'CONFIG.py[:VARIANT] {OVERRIDES} [--resume RUN_DIR] [--seeds N]', add_train,
+              run_train, True),
     'sweep': ("every point of a config's get_sweep(), then their table",
-              f'CONFIG.py {OVERRIDES} | ./run.sh sweep --resume SWEEP_DIR', add_sweep,
+              f'CONFIG.py [--seeds N] {OVERRIDES} | ./run.sh sweep --resume SWEEP_DIR', add_sweep,
               run_sweep, True),
-    'compare': ('runs side by side: table and curves', 'RUN_DIR RUN_DIR ... [--out DIR]',
+    'compare': ('runs side by side: table, curves, and paired tests against a baseline',
+                'RUN_DIR RUN_DIR ... [--baseline RUN_DIR] [--out DIR]',
                 add_compare, run_compare, False),
     'eval': ("re-evaluate a run on its test split", 'RUN_DIR [--checkpoint best|last]', add_eval,
              run_eval, False),
@@ -424,7 +477,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def resume_command(args, argv: list[str], run_dir: Path) -> str:
   """The command that continues what a preemption stopped in `run_dir`: the run, or the
   sweep, tune or curve that `run_dir` is a point of."""
-  if args.command in ('sweep', 'tune'):
+  if args.command in ('sweep', 'tune') or getattr(args, 'seeds', 1) != 1:
     return f'./run.sh {args.command} --resume {Path(run_dir).parent}'
   if args.command == 'curve':  # out/points/<point>: the same command, the same --out
     again = [a for a in argv if a != '--out' and a != args.out]

@@ -1,7 +1,8 @@
 """Would more images help? Each backbone trained on nested, stratified subsets of the train
 split (several seeds a size) and scored on the whole validation split; a power law, error ≈
 a·n^(-b) + c (n: train images per class), fitted per backbone says what 2× and 4× the data
-would give, and per-class accuracy says which classes gain most.
+would give, and per-class accuracy says which classes gain most. A backtest fits every size but
+the largest and predicts the largest: how far such an extrapolation was off on this data.
 
 Mode 'probe' (the default): frozen features once per backbone (as `./run.sh probe`), a
 logistic-regression probe per subset, seconds a point. Mode 'finetune': the config as it
@@ -21,6 +22,7 @@ from sklearn.metrics import balanced_accuracy_score
 from research import rundir
 from research.config import ConfigError
 from research.evaluate import plots
+from research.evaluate.stats import wilson
 from research.experiment.prepare import write_leaks
 from research.experiment.probe import frozen_features, make_probe, model_configs, prepare_with_val
 
@@ -60,7 +62,8 @@ def point(seed: int, train_labels, truth, predicted, class_names, seconds: float
   """One row: the subset's size and the validation scores of its `predicted` labels."""
   hit = predicted == truth
   return {'seed': seed, 'images per class': len(train_labels) / len(class_names),
-          'train images': len(train_labels), 'val accuracy': float(hit.mean()),
+          'train images': len(train_labels), 'val images': len(truth),
+          'val accuracy': float(hit.mean()),
           'val balanced accuracy': float(balanced_accuracy_score(truth, predicted)),
           **{f'val accuracy {name}': float(hit[truth == c].mean()) if (truth == c).any()
              else float('nan') for c, name in enumerate(class_names)},
@@ -113,7 +116,8 @@ def finetune_points(config, split: dict, fractions_, seeds, class_names, out: Pa
         predicted = np.asarray(own)[probs.argmax(-1)]
         rundir.write_whole(done, json.dumps(point(seed, labels[index], truth, predicted,
                                                   class_names, time.time() - began)))
-      rows.append(json.loads(done.read_text()))
+      # 'val images': the whole validation split, also for points written before it was kept
+      rows.append({**json.loads(done.read_text()), 'val images': len(split['val'])})
   return rows
 
 
@@ -130,28 +134,89 @@ def fit(n, accuracy) -> np.ndarray:
                    maxfev=10000)[0]
 
 
-def forecast(n, accuracy, target=None, seed: int = 0) -> dict:
-  """What the fit to per-seed points (n, accuracy) expects: accuracy at the largest n and at 2×
-  and 4× it, each with a 90% band (5th-95th percentile of refits to bootstrap resamples of
-  the points: at each n, its seeds' points drawn with replacement; no width with one seed),
-  the ceiling 1 - c, the images per class `target` accuracy needs (inf: never)."""
+def bootstrap(n, accuracy, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+  """The `fit` to the points (n, accuracy) and its refits to BOOTSTRAPS resamples of them (at
+  each n, its seeds' points drawn with replacement; a resample that does not converge is left
+  out): the refits give every band."""
   n, accuracy = np.asarray(n, float), np.asarray(accuracy, float)
-  a, b, c = params = fit(n, accuracy)
+  params = fit(n, accuracy)
   rng, groups = np.random.default_rng(seed), [np.flatnonzero(n == v) for v in np.unique(n)]
   refits = []
   for _ in range(BOOTSTRAPS):
     pick = np.concatenate([rng.choice(g, len(g)) for g in groups])
     try:
       refits.append(fit(n[pick], accuracy[pick]))
-    except RuntimeError:  # no convergence on this resample: left out
+    except RuntimeError:
       pass
-  refits = refits or [params]
-  expect = lambda x: (1 - power_law(x, *params),
-                      *np.percentile([1 - power_law(x, *p) for p in refits], [5, 95]))
+  return params, refits or [params]
+
+
+def band(value, params, refits) -> tuple[float, float, float]:
+  """value(params) and the 5th and 95th percentiles of value over the refits (a 90% band)."""
+  return (float(value(params)), *np.percentile([value(p) for p in refits], [5, 95]))
+
+
+def accuracy_at(x):
+  """The fitted accuracy at x images per class, as a function of the parameters."""
+  return lambda p: 1 - power_law(x, *p)
+
+
+def reliance(x):
+  """Data reliance β at x (Hoiem et al. 2021), as a function of the parameters: the fitted
+  error's slope against x^(-1/2) times x^(-1/2), -2x·de/dn = 2·a·b·x^(-b): the error left to
+  lose were the curve a straight line in n^(-1/2) on to infinitely many images."""
+  return lambda p: 2 * p[0] * p[1] * np.power(x, -p[1])
+
+
+def forecast(n, accuracy, target=None, seed: int = 0) -> dict:
+  """What the fit to per-seed points (n, accuracy) expects: accuracy at the largest n and at 2×
+  and 4× it, each with a 90% band (`bootstrap`, `band`; no width with one seed), the error
+  e_N and data reliance β_N at the largest n (Hoiem et al. 2021) with their bands, the
+  ceiling 1 - c, the images per class `target` accuracy needs (inf: never)."""
+  n = np.asarray(n, float)
+  fits = bootstrap(n, accuracy, seed)
+  a, b, c = params = fits[0]
+  expect = lambda x: band(accuracy_at(x), *fits)
   reached = target is not None and 1 - target > c
   return {'params': params, 'n': n.max(), 'fewest': n.min(), 'at n': expect(n.max()),
           'at 2n': expect(2 * n.max()), 'at 4n': expect(4 * n.max()), 'ceiling': 1 - c,
+          'e_N': band(lambda p: power_law(n.max(), *p), *fits),
+          'beta_N': band(reliance(n.max()), *fits),
           'target n': (a / (1 - target - c)) ** (1 / b) if reached else np.inf}
+
+
+def pooled(accuracies, val_images: int) -> tuple[float, float]:
+  """95% Wilson interval of the mean of per-seed accuracies, each on the same `val_images`
+  validation images, pooled: round(mean × val_images × seeds) right of val_images × seeds."""
+  seeds = len(accuracies)
+  return wilson(round(np.mean(accuracies) * val_images * seeds), val_images * seeds)
+
+
+def backtest(n, accuracy, val_images: int, seed: int = 0) -> dict | None:
+  """The fit to every size but the largest, and what it predicted at the largest (with the 90%
+  band of `forecast`) against what was measured there (the seeds' mean, with its `pooled`
+  interval): error = predicted - measured. None with fewer than 3 smaller sizes (3
+  parameters)."""
+  n, accuracy = np.asarray(n, float), np.asarray(accuracy, float)
+  largest, smaller = n.max(), n < n.max()
+  if len(np.unique(n[smaller])) < 3:
+    return None
+  predicted = band(accuracy_at(largest), *bootstrap(n[smaller], accuracy[smaller], seed))
+  at = accuracy[n == largest]
+  measured = (float(at.mean()), *pooled(at, val_images))
+  return {'fitted on': (n[smaller].min(), n[smaller].max()), 'n': largest,
+          'predicted': predicted, 'measured': measured, 'error': predicted[0] - measured[0]}
+
+
+def backtest_line(model: str, b: dict | None, sizes: int) -> str:
+  """One line: the backtest's prediction, the measurement and the error, or why there is none."""
+  if b is None:
+    return (f'{model}: no backtest: it fits a·n^(-b) + c to every size but the largest, which '
+            f'takes 3 of them; give 4 or more sizes ({sizes} measured)')
+  (p, p_low, p_high), (m, m_low, m_high) = b['predicted'], b['measured']
+  return (f'{model}: backtest: fitted on {b["fitted on"][0]:.0f}-{b["fitted on"][1]:.0f} images '
+          f'per class, the fit predicted {p:.3f} ({p_low:.3f}-{p_high:.3f}) at {b["n"]:.0f}, '
+          f'measured {m:.3f} ({m_low:.3f}-{m_high:.3f}): off by {b["error"]:+.3f}')
 
 
 def verdict(model: str, f: dict, target=None) -> str:
@@ -190,13 +255,18 @@ def class_gains(model: str, rows: list[dict], class_names) -> str | None:
 
 
 def report(rows: list[dict], class_names, out: Path, data: str, target=None) -> dict:
-  """{'rows', 'forecasts': {model: `forecast`}, 'verdicts', 'gains': lines}, written to
-  out/curve.csv, curve.md and curve.png."""
+  """{'rows', 'forecasts': {model: `forecast` with its 'backtest'}, 'verdicts', 'backtests',
+  'gains': lines}, written to out/curve.csv, curve.md and curve.png."""
   by_model = {m: [r for r in rows if r['model'] == m]
               for m in dict.fromkeys(r['model'] for r in rows)}
-  forecasts = {m: forecast([r['images per class'] for r in at], [r['val accuracy'] for r in at],
-                           target) for m, at in by_model.items()}
+  points = {m: ([r['images per class'] for r in at], [r['val accuracy'] for r in at])
+            for m, at in by_model.items()}
+  forecasts = {m: {**forecast(*points[m], target),
+                   'backtest': backtest(*points[m], by_model[m][0]['val images'])}
+               for m in by_model}
   verdicts = [verdict(m, forecasts[m], target) for m in by_model]
+  backtests = [backtest_line(m, forecasts[m]['backtest'], len(set(points[m][0])))
+               for m in by_model]
   gains = [g for m, at in by_model.items() if (g := class_gains(m, at, class_names))]
   out.mkdir(parents=True, exist_ok=True)
   with open(out / 'curve.csv', 'w', newline='') as f:
@@ -209,18 +279,45 @@ def report(rows: list[dict], class_names, out: Path, data: str, target=None) -> 
       here = [r for r in at if r['images per class'] == n]
       stats = [np.array([r[k] for r in here]) for k in ('val accuracy', 'val balanced accuracy')]
       measured.setdefault(m, []).append((n, stats[0].mean(), stats[0].std()))
-      table.append(f'| {m} | {n:.1f} | {here[0]["train images"]} | ' + ' | '.join(
-          f'{s.mean():.4f} ± {s.std():.4f}' for s in stats) + f' | {len(here)} |')
+      low, high = pooled(stats[0], here[0]['val images'])
+      table.append(f'| {m} | {n:.1f} | {here[0]["train images"]} | {stats[0].mean():.4f} ± '
+                   f'{stats[0].std():.4f} | {low:.4f}-{high:.4f} | {stats[1].mean():.4f} ± '
+                   f'{stats[1].std():.4f} | {len(here)} |')
+  band_ = lambda e: f'{e[0]:.4f} ({e[1]:.4f}-{e[2]:.4f})'
+  summary = [f'| {m} | {f["n"]:.1f} | {band_(f["e_N"])} | {band_(f["beta_N"])} |'
+             for m, f in forecasts.items()]
   (out / 'curve.md').write_text('\n'.join([
       f'# Learning curve ({data})', '', '| model | images per class | train images | '
-      'val accuracy | val balanced accuracy | seeds |', '|---|---|---|---|---|---|', *table, '',
+      'val accuracy | 95% interval | val balanced accuracy | seeds |',
+      '|---|---|---|---|---|---|---|', *table, '',
+      'val accuracy: mean ± std over the seeds. 95% interval: Wilson score interval of the '
+      'validation images pooled over the seeds, round(mean val accuracy × val images × seeds) '
+      'right of val images × seeds; the seeds score the same images, so their trials are not '
+      'independent and the interval is, if anything, too narrow.', '',
       'Fit per model: val error ≈ a·n^(-b) + c (n: train images per class); bands are 90% '
       'of refits to bootstrap resamples of the seeds\' points.', '',
-      *[f'- {v}' for v in verdicts], '', *[f'- {g}' for g in gains], '',
+      *[f'- {v}' for v in verdicts], '',
+      'The fit at the largest size N, summarised as Hoiem et al. (ICML 2021) recommend rather '
+      'than by a, b, c: e_N, the fitted val error at N, and β_N, the data reliance, '
+      '-2N·de/dn = 2·a·b·N^(-b) at N: the error left to lose were the curve a straight line in '
+      'n^(-1/2) on to infinitely many images (0 when more images of this kind change nothing). '
+      'With their 90% bands:', '',
+      '| model | N (images per class) | e_N | β_N |', '|---|---|---|---|', *summary, '',
+      '## Backtest', '',
+      'How far an extrapolation was off on these images: a·n^(-b) + c fitted to every size '
+      'but the largest (its band from the same bootstrap), its prediction at the largest size '
+      'against the accuracy measured there (with its 95% interval); off by = predicted - '
+      'measured. Positive: the fit promised more than the images gave, as the verdicts above '
+      'may too. A fit that follows the points well can still misjudge how many images a '
+      'target needs (Mahmood et al., CVPR 2022); they correct with a margin learned on past '
+      'tasks, which one curve does not have, so no correction is applied: this error is the '
+      'evidence to weigh the verdicts by.', '',
+      *[f'- {b}' for b in backtests], '', *[f'- {g}' for g in gains], '',
       '![learning curve](curve.png)']) + '\n')
   plots.learning_curves({m: (np.array(measured[m]).T, lambda x, p=forecasts[m]['params']:
                              1 - power_law(x, *p)) for m in by_model}, out / 'curve.png')
-  return {'rows': rows, 'forecasts': forecasts, 'verdicts': verdicts, 'gains': gains}
+  return {'rows': rows, 'forecasts': forecasts, 'verdicts': verdicts, 'backtests': backtests,
+          'gains': gains}
 
 
 def curve(config, models: list[str], out: Path, sizes=None, seeds=3, target=None,

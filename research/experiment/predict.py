@@ -12,12 +12,24 @@ from pathlib import Path
 import numpy as np
 
 from research.data import DataError, is_image, unreadable
+from research.evaluate import stats
+from research.evaluate.run import stored_temperature
+
+
+def calibrated(run, logits: np.ndarray, probs: np.ndarray) -> np.ndarray:
+  """`probs`, or softmax(logits / T) when the run's config asks for temperature scaling (T:
+  fitted on its validation split for these weights)."""
+  if not run.config.evaluation.temperature_scaling:
+    return probs
+  fitted = stored_temperature(run)
+  return probs if fitted is None else stats.scaled_probabilities(logits, fitted['temperature'])
 
 
 def predict_arrays(run, images) -> np.ndarray:
   """(N, num_classes) probabilities for uint8 RGB images of any size (resized as in
   training), in batches of the run's batch size."""
-  return run.inference.predict_arrays(images)
+  logits, probs = run.inference.predict_arrays(images)
+  return calibrated(run, logits, probs)
 
 
 def image_files(paths) -> list[str]:
@@ -45,7 +57,8 @@ def write_predictions(run, paths, out: Path, log=print) -> Path:
   files = [f for f in files if f not in bad]
   if not files:
     raise DataError(f'none of the {len(bad)} images given can be read (see {skipped})')
-  _, probs, _ = run.inference.predict([(f, -1) for f in files], 'predicting')
+  logits, probs, _ = run.inference.predict([(f, -1) for f in files], 'predicting')
+  probs = calibrated(run, logits, probs)
   with open(out, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(['path', 'predicted', *(f'p({c})' for c in run.class_names)])

@@ -54,7 +54,7 @@ class Prepared:
 
 def prepare(config, log) -> Prepared:
   source, bad, fingerprints = usable_source(config, log)
-  split = split_records(source, make_split(source, tuple(config.data.split), config.seed))
+  split = split_records(source, make_split(source, tuple(config.data.split), config.data.split_seed))
   return Prepared(source, split, bad, check_leakage(split, fingerprints, config.data, log))
 
 

@@ -8,7 +8,11 @@ of dotted config keys and values, with an optional 'name' and 'variant' (the
     def get_sweep():
       return [{}] + [{'model.hidden': (w,) * 3} for w in (2048, 4096)]
 
-Overrides given on the command line hold for every point (and win over it).
+Overrides given on the command line hold for every point (and win over it). With
+`seeds` > 1 every point trains that many times, with training seeds seed, seed + 1, ...
+(the config's `seed`: head initialisation, dropout, augmentation, batch order), on the same
+split (`data.split_seed`), as run directories <point>-seed<N>; the table groups them (mean
+± std, every seed's value) and compares each point with the first on the same test images.
 Killed anywhere, `resume` keeps the finished points, resumes the interrupted one
 from its last checkpoint and runs the rest.
 """
@@ -67,16 +71,26 @@ def point_config(path: str, point: dict, overrides: list[str], run_dir: Path):
   return config
 
 
-def start(spec: str, overrides: list[str]) -> Path:
-  """A new sweep directory for the config file's sweep; runs it."""
+def single_point(spec: str) -> list[dict]:
+  """One config (and variant) as a sweep of one point: its seeds are the sweep."""
+  variant = spec.partition(':')[2]
+  return [{'name': variant or 'base', 'variant': variant, 'values': {}}]
+
+
+def start(spec: str, overrides: list[str], seeds: int = 1, single: bool = False) -> Path:
+  """A new sweep directory for the config file's sweep (or for the config alone, `single`),
+  each point with `seeds` training seeds; runs it."""
+  if seeds < 1:
+    raise config_lib.ConfigError(f'--seeds {seeds} must be at least 1: give e.g. --seeds 3')
   path = spec.partition(':')[0]
-  points = read_points(spec)
-  sweep_dir = Path(f'checkpoints/{Path(path).stem}-sweep-{time.strftime("%Y%m%d-%H%M%S")}')
+  points = single_point(spec) if single else read_points(spec)
+  kind = 'seeds' if single else 'sweep'
+  sweep_dir = Path(f'checkpoints/{Path(path).stem}-{kind}-{time.strftime("%Y%m%d-%H%M%S")}')
   for point in points:  # every point's config and weight file are checked before any runs
     pretrained_file(point_config(path, point, overrides, sweep_dir / point['name']))
   sweep_dir.mkdir(parents=True)
   rundir.write_whole(sweep_dir / SWEEP, json.dumps(
-      {'config': path, 'overrides': overrides, 'points': points}, indent=1))
+      {'config': path, 'overrides': overrides, 'points': points, 'seeds': seeds}, indent=1))
   return run_points(sweep_dir)
 
 
@@ -89,19 +103,26 @@ def resume(sweep_dir: Path) -> Path:
 
 def run_points(sweep_dir: Path, log=print) -> Path:
   record = json.loads((sweep_dir / SWEEP).read_text())
-  points = record['points']
+  seeds = record.get('seeds', 1)
+  runs = [(point, s) for point in record['points'] for s in range(seeds)]
   run_dirs = []
-  for i, point in enumerate(points, 1):
+  for i, (point, s) in enumerate(runs, 1):
     point['values'] = {k: config_lib.as_tuple(v) for k, v in point['values'].items()}
-    run_dir = sweep_dir / point['name']
+    name = point['name'] if seeds == 1 else f'{point["name"]}-seed{s}'
+    run_dir = sweep_dir / name
     run_dirs.append(run_dir)
     if (run_dir / 'report.json').exists():
-      log(f'point {i}/{len(points)}: {point["name"]} finished before')
+      log(f'run {i}/{len(runs)}: {name} finished before')
       continue
     config = point_config(record['config'], point, record['overrides'], run_dir)
+    config.seed += s
     resuming = (run_dir / rundir.CONFIG).exists()
-    log(f'point {i}/{len(points)}: {point["name"]}' + (' (resumed)' if resuming else ''))
+    log(f'run {i}/{len(runs)}: {name}' + (' (resumed)' if resuming else ''))
     report = run(config, run_dir, resume=resuming, log=log)
-    log(f'point {i}/{len(points)}: {point["name"]}: test accuracy {report["accuracy"]:.4f}')
-  compare.write(sweep_dir, 'sweep', run_dirs)
+    low, high = report['intervals']['accuracy']
+    log(f'run {i}/{len(runs)}: {name}: test accuracy {report["accuracy"]:.4f} '
+        f'[{low:.4f}, {high:.4f}]')
+  result = compare.write(sweep_dir, 'sweep', run_dirs)
+  for line in compare.summary_lines(result):
+    log(line)
   return sweep_dir

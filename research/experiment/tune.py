@@ -43,9 +43,14 @@ whose process's lock is free was killed.
 When every trial has finished, the best trial's best checkpoint is scored on the test
 split (its report.json and report.md) by the process that finishes last; `tune.csv`,
 `tune.md` (every trial: state, parameters, validation metric, epochs, seconds),
-`tune.png`, `importance.png` (fANOVA, from 2 complete trials on) and `best.json` (its
-parameters, value, run directory, test accuracy and the command that trains it alone)
-are written.
+`tune.png` and `best.json` (its parameters, value, run directory, test accuracy with its
+Wilson 95% interval and the command that trains it alone) are written, then
+`importance.png` (fANOVA), where it can be computed: not with fewer than 2 complete trials,
+nor when they all scored the same (usual on a small validation split); any other failure
+of fANOVA is logged in one line and leaves the rest written. With `val_accuracy` as the
+metric, each trial's value has its Wilson 95% interval over the trial's validation images,
+and tune.md names the trials within the best's: the validation split does not tell them
+apart.
 """
 import contextlib
 import csv
@@ -63,7 +68,8 @@ from optuna.trial import TrialState
 
 from research import config as config_lib
 from research import rundir
-from research.evaluate import evaluate, plots
+from research.data import load_split
+from research.evaluate import evaluate, plots, stats
 from research.experiment.run import restore, run
 from research.train.checkpoint import best_epoch
 from research.train.history import read
@@ -71,6 +77,8 @@ from research.train.loop import Preempted, TrainingError
 from research.train.state import pretrained_file
 
 TUNE, STUDY, WORKERS, LOCK = 'tune.json', 'study.db', 'workers', '.tune.lock'
+IMPORTANCE = 'importance.png'
+INTERVAL = '95% interval'  # the tables' column: Wilson's, of a val_accuracy
 KINDS = ('loguniform', 'uniform', 'int')
 STARTUP_TRIALS = 5  # TPE draws at random until this many trials have finished
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -390,15 +398,35 @@ def command(record: dict, values: dict) -> str:
   return ' '.join(map(shlex.quote, args))
 
 
+def validation_images(run_dir: Path) -> int | None:
+  """How many images a trial validated on (its split.json; None before it has one)."""
+  path = run_dir / rundir.SPLIT
+  return len(load_split(path)[1]['val']) if path.exists() else None
+
+
+def wilson(accuracy: float | None, n: int | None) -> tuple | None:
+  """The Wilson 95% interval of an accuracy over n images (None without both)."""
+  if accuracy is None or not n:
+    return None
+  return stats.wilson(round(accuracy * n), n)
+
+
+def span(pair) -> str:
+  low, high = pair
+  return f'{low:.3f}–{high:.3f}'
+
+
 def rows(tune_dir: Path, space: dict, study: optuna.Study, metric: str) -> list[dict]:
-  """One row per trial: number, state, parameters, validation metric (its best epoch's),
-  epochs run, seconds, and why it failed or which trial ran it again."""
+  """One row per trial: number, state, parameters, validation metric (its best epoch's; a
+  val_accuracy with its Wilson 95% interval), epochs run, seconds, and why it failed or
+  which trial ran it again."""
   every = study.get_trials(deepcopy=False)
   retried = {t.user_attrs['retry_of']: t for t in every if 'retry_of' in t.user_attrs}
   table = []
   for t in (t for t in every if t.state != TrialState.WAITING):
     history = read(tune_dir / f'trial_{t.number}' / rundir.METRICS)
     best = best_epoch(history, metric)
+    value = next((r[metric] for r in history if r['epoch'] == best), None)
     note = t.user_attrs.get('error', '')
     if t.number in retried:
       again = retried[t.number]
@@ -407,15 +435,25 @@ def rows(tune_dir: Path, space: dict, study: optuna.Study, metric: str) -> list[
               f'killed; run again as trial {again.number}')
     table.append({'trial': t.number, 'state': STATES[t.state],
                   **{k: t.params.get(k) for k in space},
-                  metric: next((r[metric] for r in history if r['epoch'] == best), None),
+                  metric: value, **({INTERVAL: wilson(value, validation_images(
+                      tune_dir / f'trial_{t.number}'))} if metric == 'val_accuracy' else {}),
                   'best epoch': best, 'epochs': len(history) or None,
                   'seconds': t.duration.total_seconds() if t.duration else None, 'note': note})
   return table
 
 
+def test_interval(report: dict) -> list:
+  """A report's accuracy interval ([low, high], Wilson 95%); computed for a report written
+  before reports held intervals."""
+  given = report.get('intervals', {}).get('accuracy')
+  return list(given or stats.wilson(round(report['accuracy'] * report['num_images']),
+                                    report['num_images']))
+
+
 def score_best(tune_dir: Path, study: optuna.Study, record: dict, space: dict,
                metric: str) -> dict:
-  """best.json: the best trial scored on the test split (once: an existing report is kept)."""
+  """best.json: the best trial scored on the test split (once: an existing report is kept),
+  its test accuracy with its Wilson 95% interval."""
   best = study.best_trial
   run_dir = tune_dir / f'trial_{best.number}'
   report_path = run_dir / 'report.json'
@@ -426,6 +464,7 @@ def score_best(tune_dir: Path, study: optuna.Study, record: dict, space: dict,
             'value': best.value, 'epoch': report['epoch'],
             'params': {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
             'test_accuracy': report['accuracy'],
+            'test_accuracy_interval': test_interval(report),
             'test_balanced_accuracy': report['balanced_accuracy'],
             'command': command(record, values)}
   rundir.write_whole(tune_dir / 'best.json', json.dumps(result, indent=1))
@@ -433,26 +472,67 @@ def score_best(tune_dir: Path, study: optuna.Study, record: dict, space: dict,
 
 
 def cell(column: str, value) -> str:
-  """Seconds to 0.1, other numbers to 4 significant digits."""
+  """Seconds to 0.1, intervals to 3 decimals, other numbers to 4 significant digits."""
   if value is None:
     return '-'
+  if column == INTERVAL:
+    return span(value)
   if isinstance(value, float):
     return f'{value:.1f}' if column == 'seconds' else f'{value:.4g}'
   return str(value)
 
 
+def alike(best: int, interval, complete: list) -> str:
+  """tune.md's sentence naming the complete trials whose value lies in the best's interval."""
+  low, high = interval
+  within = [t.number for t in complete if t.number != best and low <= t.value <= high]
+  if not within:
+    return "No other complete trial scores within the best's 95% interval on validation.\n"
+  several = len(within) > 1
+  return (f"Trial{'s' * several} {', '.join(map(str, within))} score{'s' * (not several)} "
+          f"within the best's 95% interval on validation: this validation split does not "
+          f"tell {'them' if several else 'the two'} apart.\n")
+
+
+def importance(tune_dir: Path, study: optuna.Study, complete: list, metric: str, seed: int,
+               log) -> str:
+  """importance.png (fANOVA over the complete trials) and tune.md's paragraph on it; where it
+  cannot be computed (fewer than 2 complete trials, all of the same value, fANOVA failing)
+  the paragraph, and one logged line, say why, and there is no importance.png."""
+  (tune_dir / IMPORTANCE).unlink(missing_ok=True)  # a finished tune's, written again here
+  if len(complete) < 2:
+    why = f'parameter importance needs 2 or more complete trials ({len(complete)} here)'
+  elif len({t.value for t in complete}) == 1:  # fANOVA would find zero variance
+    why = (f'no detectable difference between the complete trials: all {len(complete)} '
+           f'scored {metric} {complete[0].value:.4f} on validation, so no parameter importance')
+  else:
+    try:
+      importances = optuna.importance.get_param_importances(
+          study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed))
+    except (RuntimeError, ValueError) as e:
+      why = f'parameter importance could not be computed (fANOVA raised {type(e).__name__}: {e})'
+    else:
+      plots.importance(importances, tune_dir / IMPORTANCE)
+      return ('Parameter importance (fANOVA over the complete trials): '
+              + ', '.join(f'{k} {v:.2f}' for k, v in importances.items())
+              + f'\n\n![importance]({IMPORTANCE})\n')
+  log(f'{why}: no {IMPORTANCE}')
+  return f'{why[0].upper()}{why[1:]}: no {IMPORTANCE}.\n'
+
+
 def write(tune_dir: Path, record: dict, space: dict, study: optuna.Study, config, final: bool,
           log=print) -> dict | None:
-  """tune.csv, tune.md, tune.png; when `final`, the best trial's test score (best.json) and
-  importance.png too. Returns best.json's content (None unless final with a complete
-  trial)."""
+  """tune.csv, tune.md, tune.png; when `final`, the best trial's test score (best.json), then,
+  the rest written, importance.png. Returns best.json's content (None unless final with a
+  complete trial)."""
   metric = config.checkpoint.best_metric
   table = rows(tune_dir, space, study, metric)
   columns = list(table[0]) if table else ['trial', 'state']
   with open(tune_dir / 'tune.csv', 'w', newline='') as f:
     writer = csv.DictWriter(f, columns)
     writer.writeheader()
-    writer.writerows({k: '' if v is None else v for k, v in row.items()} for row in table)
+    writer.writerows({k: '' if v is None else json.dumps(list(v)) if k == INTERVAL else v
+                      for k, v in row.items()} for row in table)
   plots.tuning([r['trial'] for r in table], [r[metric] for r in table],
                [r['state'] for r in table], metric, direction(metric) == 'maximize',
                tune_dir / 'tune.png')
@@ -461,31 +541,33 @@ def write(tune_dir: Path, record: dict, space: dict, study: optuna.Study, config
   lines = [f'# tune: {record["config"]}, {done} of {record["trials"]} trials finished\n',
            f'Chosen on validation {metric} ({direction(metric)}d): TPE sampler, median pruner '
            f'(research/experiment/tune.py); each trial is the run directory trial_<number>.\n']
+  if INTERVAL in columns:
+    images = sorted({n for r in table if (n := validation_images(
+        tune_dir / f'trial_{r["trial"]}')) is not None})
+    if images:
+      lines.append(f"The {INTERVAL} of a trial's {metric} is Wilson's, over its validation "
+                   f"images ({', '.join(map(str, images))}).\n")
   best = None
   if final and complete:
     best = score_best(tune_dir, study, record, space, metric)
-    lines += [f'**Best: trial {best["trial"]}**, {metric} {best["value"]:.4f}; on the test '
-              f'split (scored for this trial alone, weights of epoch {best["epoch"]}): accuracy '
-              f'**{best["test_accuracy"]:.4f}**, balanced accuracy '
-              f'{best["test_balanced_accuracy"]:.4f}.\n', 'Trained alone:\n',
-              f'    {best["command"]}\n']
+    around = next(r for r in table if r['trial'] == best['trial']).get(INTERVAL)
+    lines.append(f'**Best: trial {best["trial"]}**, {metric} {best["value"]:.4f}'
+                 + (f' ({INTERVAL} {span(around)})' if around else '')
+                 + f'; on the test split (scored for this trial alone, weights of epoch '
+                 f'{best["epoch"]}): accuracy **{best["test_accuracy"]:.4f}** (95% interval '
+                 f'{span(best["test_accuracy_interval"])}), balanced accuracy '
+                 f'{best["test_balanced_accuracy"]:.4f}.\n')
+    if around:
+      lines.append(alike(best['trial'], around, complete))
+    lines += ['Trained alone:\n', f'    {best["command"]}\n']
   elif final:
     lines.append('No trial completed (all pruned or failed): nothing was scored on the test '
                  'split.\n')
   lines += ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
   lines += ['| ' + ' | '.join(cell(k, row[k]) for k in columns) + ' |' for row in table]
   lines.append('\n![tune](tune.png)\n')
-  if final and len(complete) >= 2:
-    importances = optuna.importance.get_param_importances(
-        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=config.seed))
-    plots.importance(importances, tune_dir / 'importance.png')
-    lines.append('Parameter importance (fANOVA over the complete trials): '
-                 + ', '.join(f'{k} {v:.2f}' for k, v in importances.items())
-                 + '\n\n![importance](importance.png)\n')
-  elif final:
-    skipped = (f'parameter importance needs 2 or more complete trials ({len(complete)} here): '
-               f'no importance.png')
-    log(skipped)
-    lines.append(skipped[0].upper() + skipped[1:] + '.\n')
   (tune_dir / 'tune.md').write_text('\n'.join(lines))
+  if final:  # last: whatever fANOVA meets, the tables and best.json are written
+    with open(tune_dir / 'tune.md', 'a') as f:
+      f.write('\n' + importance(tune_dir, study, complete, metric, config.seed, log))
   return best
