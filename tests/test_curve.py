@@ -1,6 +1,6 @@
-"""`./run.sh curve`'s pieces on constructed data (no backbone): the power-law fit and its
-verdicts, nested stratified subsets, the probe's points, the written report; and a killed
-fine-tune curve resumed with its finished points kept."""
+"""`./run.sh curve`'s pieces on constructed data (no backbone): the power-law fit, its
+verdicts and its backtest, nested stratified subsets, the probe's points, the written report;
+and a killed fine-tune curve resumed with its finished points kept."""
 import csv
 import os
 import subprocess
@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from helpers import make_folder
 from research.cli.main import main
@@ -56,6 +57,50 @@ def test_the_fit_recovers_a_known_curve_and_extrapolates_it():
   assert beyond['target n'] == np.inf
   assert curve.verdict('m', beyond, 0.97).endswith(
       f'; 0.97 is not reached by this curve: it levels off at ~{beyond["ceiling"]:.3f}')
+
+
+def test_the_fit_recovers_known_parameters_and_the_backtest_predicts_the_largest_size():
+  """error = 0.6·n^(-0.5) + 0.1, 3 seeds a size with N(0, 0.002²) noise: the fit recovers the
+  parameters, Hoiem et al.'s e_N and β_N at N = 80, and the fit to 5-40 images per class
+  predicts 80's accuracy; a curve that flattens at 80 shows as a positive backtest error."""
+  a, b, c, val_images = 0.6, 0.5, 0.1, 400
+  true = lambda x: 1 - (a * np.power(x, -b) + c)
+  n = np.repeat([5, 10, 20, 40, 80], 3).astype(float)
+  accuracy = true(n) + np.random.default_rng(0).normal(0, 0.002, n.shape)
+  # tolerances about twice the worst of 30 noise draws (0.023, 0.034, 0.010; 0.0047 at 80)
+  assert curve.fit(n, accuracy) == pytest.approx([a, b, c], abs=0.05)
+  assert curve.fit(n, accuracy)[2] == pytest.approx(c, abs=0.02)
+  f = curve.forecast(n, accuracy)
+  assert f['e_N'][0] == pytest.approx(1 - true(80), abs=0.005)
+  # with b = 1/2 the curve is a line in n^(-1/2): β_N is the error left above c at N
+  assert f['beta_N'][0] == pytest.approx(1 - true(80) - c, abs=0.008)
+  assert f['e_N'][1] < f['e_N'][0] < f['e_N'][2] and f['beta_N'][1] < f['beta_N'][2]
+  bt = curve.backtest(n, accuracy, val_images)
+  assert bt['fitted on'] == (5, 40) and bt['n'] == 80
+  predicted, low, high = bt['predicted']
+  assert predicted == pytest.approx(true(80), abs=0.01) and low < predicted < high
+  largest = accuracy[n == 80]
+  interval = stats.binomtest(round(largest.mean() * val_images * 3), val_images * 3) \
+      .proportion_ci(0.95, 'wilson')
+  assert bt['measured'] == pytest.approx((largest.mean(), interval.low, interval.high))
+  assert bt['error'] == predicted - largest.mean()
+  assert curve.backtest_line('m', bt, 5) == (
+      f'm: backtest: fitted on 5-40 images per class, the fit predicted {predicted:.3f} '
+      f'({low:.3f}-{high:.3f}) at 80, measured {largest.mean():.3f} ({interval.low:.3f}-'
+      f'{interval.high:.3f}): off by {bt["error"]:+.3f}')
+  # 80 images per class measured no better than 40: the extrapolation promised too much
+  flat = np.where(n == 80, accuracy - true(80) + true(40), accuracy)
+  assert curve.backtest(n, flat, val_images)['error'] == pytest.approx(true(80) - true(40),
+                                                                       abs=0.005)
+
+
+def test_three_sizes_give_no_backtest():
+  n = np.repeat([5, 10, 20], 3).astype(float)
+  accuracy = 1 - (0.6 * np.power(n, -0.5) + 0.1)
+  assert curve.backtest(n, accuracy, 100) is None
+  assert curve.backtest_line('m', None, 3) == (
+      'm: no backtest: it fits a·n^(-b) + c to every size but the largest, which takes 3 of '
+      'them; give 4 or more sizes (3 measured)')
 
 
 def test_a_flat_curve_says_more_images_will_not_help():
@@ -123,7 +168,7 @@ def test_probe_points_rise_with_the_images_per_class():
 def test_report_writes_the_table_verdicts_class_gains_and_figure(tmp_path):
   n, accuracy = rising_points()
   rows = [{'model': 'm', 'seed': i % 3, 'images per class': x, 'train images': int(2 * x),
-           'val accuracy': y, 'val balanced accuracy': y, 'val accuracy cat': y,
+           'val images': 60, 'val accuracy': y, 'val balanced accuracy': y, 'val accuracy cat': y,
            'val accuracy dog': y - 0.1 * (x < 50), 'seconds': 0.1}
           for i, (x, y) in enumerate(zip(n, accuracy))]
   result = curve.report(rows, ['cat', 'dog'], tmp_path, '300 train / 60 val images', 0.9)
@@ -135,8 +180,18 @@ def test_report_writes_the_table_verdicts_class_gains_and_figure(tmp_path):
   assert len(written) == 15 and list(written[0]) == list(rows[0])
   md = (tmp_path / 'curve.md').read_text()
   mean, std = accuracy[-3:].mean(), accuracy[-3:].std()
-  assert f'| m | 50.0 | 100 | {mean:.4f} ± {std:.4f} | {mean:.4f} ± {std:.4f} | 3 |' in md
-  assert f'- {result["verdicts"][0]}' in md and f'- {result["gains"][0]}' in md
+  # the 95% interval: Wilson's on the 60 validation images pooled over the 3 seeds
+  ci = stats.binomtest(round(mean * 180), 180).proportion_ci(0.95, 'wilson')
+  assert (f'| m | 50.0 | 100 | {mean:.4f} ± {std:.4f} | {ci.low:.4f}-{ci.high:.4f} | '
+          f'{mean:.4f} ± {std:.4f} | 3 |') in md
+  f = result['forecasts']['m']
+  assert (f'| m | 50.0 | {f["e_N"][0]:.4f} ({f["e_N"][1]:.4f}-{f["e_N"][2]:.4f}) | '
+          f'{f["beta_N"][0]:.4f} ({f["beta_N"][1]:.4f}-{f["beta_N"][2]:.4f}) |') in md
+  assert f['backtest'] == curve.backtest(n, accuracy, 60)
+  assert result['backtests'] == [curve.backtest_line('m', f['backtest'], 5)]
+  assert '## Backtest' in md
+  for line in result['verdicts'] + result['backtests'] + result['gains']:
+    assert f'- {line}' in md
   assert (tmp_path / 'curve.png').read_bytes()[:4] == b'\x89PNG'
 
 
@@ -158,6 +213,7 @@ def test_a_killed_finetune_curve_resumes_with_its_finished_points_kept(tmp_path)
   assert resumed.returncode == 0, resumed.stderr
   assert first.stat().st_mtime_ns == kept
   assert resumed.stdout.count('point:') == 2  # the killed point and the last one
+  assert 'simple_cnn: no backtest: ' in resumed.stdout  # 3 sizes
   assert main([*args, '--out', str(whole)]) == 0
 
   def rows(out):

@@ -218,7 +218,7 @@ def test_trials_that_tie_leave_the_tables_and_the_test_score_written_without_imp
   args = finished_tune(tmp_path, [(1e-3, 0.5), (3e-3, 0.5)], report)  # (no 'intervals')
   best = tune.write(*args, final=True, log=logs.append)  # fANOVA would raise here
   said = ('no detectable difference between the complete trials: all 2 scored val_accuracy '
-          '0.5000 on validation, so no parameter importance: no importance.png')
+          '0.5000 on validation, so no parameter importance (no importance.png)')
   assert logs == [said]
   text = (tmp_path / 'tune.md').read_text()
   assert said[0].upper() + said[1:] in text

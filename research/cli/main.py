@@ -89,7 +89,7 @@ def run_train(args) -> None:
       raise config_lib.ConfigError('--seeds N makes a directory of N runs: continue it with '
                                    './run.sh sweep --resume DIR, not with --resume')
     sweep_dir = sweep.start(args.config, args.overrides, args.seeds, single=True)
-    print(f'seeds:   {sweep_dir}/sweep.md (sweep.csv, sweep.json, sweep.png)')
+    print(f'seeds:   {sweep_dir}/sweep.md (sweep.csv, sweep_results.json, sweep.png)')
     return
   config = config_lib.load(args.config, args.overrides)
   if args.resume:
@@ -151,7 +151,7 @@ def run_sweep(args) -> None:
     sweep_dir = sweep.start(args.config, args.overrides, args.seeds)
   else:
     raise config_lib.ConfigError(f'usage: {args.usage}')
-  print(f'sweep:   {sweep_dir}/sweep.md (sweep.csv, sweep.json, sweep.png)')
+  print(f'sweep:   {sweep_dir}/sweep.md (sweep.csv, sweep_results.json, sweep.png)')
 
 
 def run_compare(args) -> None:
@@ -162,7 +162,7 @@ def run_compare(args) -> None:
                          Path(args.baseline) if args.baseline else None)
   for line in compare.summary_lines(result):
     print(line)
-  print(f'compare: {out}/compare.md (compare.csv, compare.json, compare.png)')
+  print(f'compare: {out}/compare.md (compare.csv, compare_results.json, compare.png)')
 
 
 def restored(args):

@@ -137,21 +137,23 @@ def importance(importances: dict, path: Path) -> None:
 
 
 def reliability(curves: dict, path: Path) -> None:
-  """Reliability diagram: per confidence bin, accuracy against mean confidence (bars at the
-  bins' accuracy, a perfectly calibrated model on the diagonal) and the share of images
-  below; one column per curve (`curves`: {name: stats.reliability(...)})."""
+  """Reliability diagram: per confidence bin, its accuracy (bars), the gap to its mean
+  confidence (hatched; a calibrated model has none, its bars on the diagonal), and below the
+  share of images per bin; one column per curve (`curves`: {name: stats.reliability(...)})."""
   fig, axes = plt.subplots(2, len(curves), figsize=(4.5 * len(curves), 6), squeeze=False,
                            gridspec_kw={'height_ratios': (3, 1)}, sharex=True)
   for (name, r), top, bottom in zip(curves.items(), axes[0], axes[1]):
     bins = r['bins']
     edges = np.linspace(0, 1, bins + 1)
     accuracy = np.nan_to_num(np.asarray(r['accuracy'], float))
-    confidence = np.asarray(r['confidence'], float)
+    confidence = np.where(np.asarray(r['count']) > 0,
+                          np.nan_to_num(np.asarray(r['confidence'], float)), accuracy)
     top.bar(edges[:-1], accuracy, width=1 / bins, align='edge', edgecolor='k', lw=0.5,
             color='tab:blue', label='accuracy')
     top.plot([0, 1], [0, 1], 'k--', lw=0.8, label='calibrated')
-    top.plot(confidence, np.asarray(r['accuracy'], float), 'o', color='tab:red', ms=3,
-             label='mean confidence')
+    top.bar(edges[:-1], confidence - accuracy, bottom=accuracy, width=1 / bins, align='edge',
+            color='tab:red', alpha=0.3, edgecolor='tab:red', hatch='//', lw=0.5,
+            label='gap to mean confidence')
     top.set(ylim=(0, 1), ylabel='accuracy', title=f'{name}: ECE {r["ece"]:.3f}')
     top.legend(fontsize=7, loc='upper left')
     bottom.bar(edges[:-1], np.asarray(r['count']) / max(sum(r['count']), 1), width=1 / bins,

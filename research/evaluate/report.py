@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
-                             log_loss, precision_recall_fscore_support, roc_auc_score)
+                             precision_recall_fscore_support, roc_auc_score)
 
 from research import rundir
 from research.evaluate import plots, stats
@@ -41,7 +41,7 @@ def metrics(labels: np.ndarray, probs: np.ndarray, class_names) -> dict:
       'accuracy': accuracy,
       'balanced_accuracy': balanced_accuracy(labels, preds),
       'macro_f1': float(f1.mean()),
-      'loss': float(log_loss(labels, np.clip(probs, 1e-7, 1), labels=range(k))),
+      'loss': stats.nll(labels, probs),
       'roc_auc': stats.roc_auc(labels, probs),
       'per_class_accuracy': {class_names[c]: float(recall[c]) for c in range(k)},
       'per_class_precision': {class_names[c]: float(precision[c]) for c in range(k)},

@@ -254,11 +254,19 @@ def reliability(labels, probs: np.ndarray, bins: int = BINS) -> dict:
           'accuracy': acc.tolist(), 'ece': ece}
 
 
+def nll(labels, probs: np.ndarray) -> float:
+  """Mean negative log-likelihood (natural log), probabilities clipped at 1e-7 (and the rows
+  renormalised, so scikit-learn's log_loss sees probabilities)."""
+  clipped = np.clip(probs, 1e-7, 1)
+  return float(log_loss(labels, clipped / clipped.sum(-1, keepdims=True),
+                        labels=range(probs.shape[1])))
+
+
 def calibration(labels, probs: np.ndarray, bins: int = BINS) -> dict:
   """ECE (`bins` equal-width bins), negative log-likelihood (natural log, probabilities
   clipped at 1e-7) and Brier score (half the summed squared error over the classes, mean
   over images: for two classes the usual (p - y)^2 of class 1)."""
   labels, k = np.asarray(labels), probs.shape[1]
   return {'ece': reliability(labels, probs, bins)['ece'],
-          'nll': float(log_loss(labels, np.clip(probs, 1e-7, 1), labels=range(k))),
+          'nll': nll(labels, probs),
           'brier': float(brier_score_loss(labels, probs, labels=range(k), scale_by_half=True))}

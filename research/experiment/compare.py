@@ -4,7 +4,7 @@ accuracy, learning time, images/s) as CSV and Markdown, and a PNG; runs that dif
 their training seed grouped (mean ± std over seeds, every seed's value); and every group
 compared with a baseline on the same test images (research.evaluate.stats.compare: the
 accuracy difference with a paired bootstrap interval, McNemar's exact p, a verdict, the
-difference the test split could detect), also in <stem>.json."""
+difference the test split could detect), also in <stem>_results.json."""
 import csv
 import json
 import re
@@ -65,14 +65,17 @@ def cell(column: str, value, keys) -> str:
 
 def groups_of(run_dirs: list[Path], configs: list) -> dict[str, list[int]]:
   """{name: indices of `run_dirs`}: runs whose configs differ only in the training seed (and
-  directory) are one group, named after its first run (without a '-seed<N>' ending)."""
+  directory) are one group, named after its first run (without a '-seed<N>' ending where the
+  group has several)."""
   found = {}
   for i, config in enumerate(configs):
     flat = config_lib.flat_values(config)
     key = json.dumps({k: v for k, v in flat.items() if k not in NOT_THE_EXPERIMENT},
                      sort_keys=True, default=str)
     found.setdefault(key, []).append(i)
-  return {re.sub(r'-seed\d+$', '', Path(run_dirs[ix[0]]).name): ix for ix in found.values()}
+  name = lambda ix: Path(run_dirs[ix[0]]).name
+  return {re.sub(r'-seed\d+$', '', name(ix)) if len(ix) > 1 else name(ix): ix
+          for ix in found.values()}
 
 
 def correctness(run_dirs: list[Path]) -> tuple[tuple | None, str]:
@@ -179,7 +182,7 @@ HOW = ('Paired comparison: each run against the baseline on the same test images
 
 
 def write(out_dir: Path, stem: str, run_dirs: list[Path], baseline: Path | None = None) -> dict:
-  """Writes out_dir/<stem>.csv, .md, .json and .png for `run_dirs`, each group compared with
+  """Writes out_dir/<stem>.csv, .md, _results.json and .png for `run_dirs`, each group compared with
   the group of `baseline` (default: the first run's); returns {'rows', 'groups',
   'comparisons'}."""
   run_dirs = [Path(r) for r in run_dirs]
@@ -219,7 +222,8 @@ def write(out_dir: Path, stem: str, run_dirs: list[Path], baseline: Path | None 
          'epoch after the first.', '', f'![{stem}]({stem}.png)']
   (out_dir / f'{stem}.md').write_text('\n'.join(md) + '\n')
   result = {'rows': rows, 'groups': groups, 'baseline': base_name, 'comparisons': comparisons}
-  rundir.write_whole(out_dir / f'{stem}.json', json.dumps(result, indent=1, default=str))
+  rundir.write_whole(out_dir / f'{stem}_results.json',
+                     json.dumps(result, indent=1, default=str))
   plots.comparison([row['run'] for row in rows], [row['test acc'] for row in rows], histories,
                    out_dir / f'{stem}.png')
   return result

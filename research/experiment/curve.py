@@ -296,14 +296,14 @@ def report(rows: list[dict], class_names, out: Path, data: str, target=None) -> 
       'independent and the interval is, if anything, too narrow.', '',
       'Fit per model: val error ≈ a·n^(-b) + c (n: train images per class); bands are 90% '
       'of refits to bootstrap resamples of the seeds\' points.', '',
-      *[f'- {v}' for v in verdicts], '',
+      *[f'- {v}' for v in verdicts], '', *[f'- {g}' for g in gains], '',
       'The fit at the largest size N, summarised as Hoiem et al. (ICML 2021) recommend rather '
       'than by a, b, c: e_N, the fitted val error at N, and β_N, the data reliance, '
       '-2N·de/dn = 2·a·b·N^(-b) at N: the error left to lose were the curve a straight line in '
       'n^(-1/2) on to infinitely many images (0 when more images of this kind change nothing). '
       'With their 90% bands:', '',
       '| model | N (images per class) | e_N | β_N |', '|---|---|---|---|', *summary, '',
-      '## Backtest', '',
+      '![learning curve](curve.png)', '', '## Backtest', '',
       'How far an extrapolation was off on these images: a·n^(-b) + c fitted to every size '
       'but the largest (its band from the same bootstrap), its prediction at the largest size '
       'against the accuracy measured there (with its 95% interval); off by = predicted - '
@@ -312,8 +312,7 @@ def report(rows: list[dict], class_names, out: Path, data: str, target=None) -> 
       'target needs (Mahmood et al., CVPR 2022); they correct with a margin learned on past '
       'tasks, which one curve does not have, so no correction is applied: this error is the '
       'evidence to weigh the verdicts by.', '',
-      *[f'- {b}' for b in backtests], '', *[f'- {g}' for g in gains], '',
-      '![learning curve](curve.png)']) + '\n')
+      *[f'- {b}' for b in backtests]]) + '\n')
   plots.learning_curves({m: (np.array(measured[m]).T, lambda x, p=forecasts[m]['params']:
                              1 - power_law(x, *p)) for m in by_model}, out / 'curve.png')
   return {'rows': rows, 'forecasts': forecasts, 'verdicts': verdicts, 'backtests': backtests,

@@ -501,23 +501,26 @@ def importance(tune_dir: Path, study: optuna.Study, complete: list, metric: str,
   the paragraph, and one logged line, say why, and there is no importance.png."""
   (tune_dir / IMPORTANCE).unlink(missing_ok=True)  # a finished tune's, written again here
   if len(complete) < 2:
-    why = f'parameter importance needs 2 or more complete trials ({len(complete)} here)'
+    why = (f'parameter importance needs 2 or more complete trials ({len(complete)} here): '
+           f'no {IMPORTANCE}')
   elif len({t.value for t in complete}) == 1:  # fANOVA would find zero variance
     why = (f'no detectable difference between the complete trials: all {len(complete)} '
-           f'scored {metric} {complete[0].value:.4f} on validation, so no parameter importance')
+           f'scored {metric} {complete[0].value:.4f} on validation, so no parameter importance '
+           f'(no {IMPORTANCE})')
   else:
     try:
       importances = optuna.importance.get_param_importances(
           study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed))
     except (RuntimeError, ValueError) as e:
-      why = f'parameter importance could not be computed (fANOVA raised {type(e).__name__}: {e})'
+      why = (f'parameter importance could not be computed (fANOVA raised '
+             f'{type(e).__name__}: {e}): no {IMPORTANCE}')
     else:
       plots.importance(importances, tune_dir / IMPORTANCE)
       return ('Parameter importance (fANOVA over the complete trials): '
               + ', '.join(f'{k} {v:.2f}' for k, v in importances.items())
               + f'\n\n![importance]({IMPORTANCE})\n')
-  log(f'{why}: no {IMPORTANCE}')
-  return f'{why[0].upper()}{why[1:]}: no {IMPORTANCE}.\n'
+  log(why)
+  return f'{why[0].upper()}{why[1:]}.\n'
 
 
 def write(tune_dir: Path, record: dict, space: dict, study: optuna.Study, config, final: bool,
@@ -545,8 +548,8 @@ def write(tune_dir: Path, record: dict, space: dict, study: optuna.Study, config
     images = sorted({n for r in table if (n := validation_images(
         tune_dir / f'trial_{r["trial"]}')) is not None})
     if images:
-      lines.append(f"The {INTERVAL} of a trial's {metric} is Wilson's, over its validation "
-                   f"images ({', '.join(map(str, images))}).\n")
+      lines.append(f"The {INTERVAL} of a trial's {metric} is Wilson's, over its "
+                   f"{' or '.join(map(str, images))} validation images.\n")
   best = None
   if final and complete:
     best = score_best(tune_dir, study, record, space, metric)
