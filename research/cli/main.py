@@ -130,7 +130,8 @@ def test_line(report: dict) -> str:
 
 def calibration_line(report: dict) -> str:
   c = report['calibration']
-  line = f'calibration: ECE {c["ece"]:.4f} ({c["bins"]} bins), NLL {c["nll"]:.4f}, Brier {c["brier"]:.4f}'
+  line = (f'calibration: ECE {c["ece"]:.4f} ({c["bins"]} bins), NLL {c["nll"]:.4f}, Brier '
+          f'{c["brier"]:.4f}')
   if c['temperature'] is None:
     return line
   return (line + f'; temperature {c["temperature"]:.3f} (fitted on validation): ECE '
@@ -477,7 +478,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def resume_command(args, argv: list[str], run_dir: Path) -> str:
   """The command that continues what a preemption stopped in `run_dir`: the run, or the
   sweep, tune or curve that `run_dir` is a point of."""
-  if args.command in ('sweep', 'tune') or getattr(args, 'seeds', 1) != 1:
+  if args.command in ('sweep', 'tune') or args.command == 'train' and args.seeds != 1:
     return f'./run.sh {args.command} --resume {Path(run_dir).parent}'
   if args.command == 'curve':  # out/points/<point>: the same command, the same --out
     again = [a for a in argv if a != '--out' and a != args.out]

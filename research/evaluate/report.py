@@ -172,13 +172,22 @@ def markdown(report: dict, extra: dict, run_dir: Path) -> str:
   return '\n'.join(md) + '\n'
 
 
-def write(run_dir: Path, records, logits: np.ndarray, probs: np.ndarray, class_names,
-          extra: dict, temperature: dict | None = None, applied: bool = False) -> dict:
-  """Writes the report files for the test `records` ((path, label) pairs) and the model's
-  `logits` and reported `probs` on them; returns the report dict."""
+def build(records, logits: np.ndarray, probs: np.ndarray, class_names, extra: dict,
+          temperature: dict | None = None, applied: bool = False) -> tuple[dict, dict]:
+  """(the report dict, the reliability bins to draw) for the test `records` ((path, label)
+  pairs) and the model's `logits` and reported `probs` on them."""
   labels = np.asarray([label for _, label in records], np.int32)
   report = {**extra, **metrics(labels, probs, class_names)}
   report['calibration'], curves = calibration(labels, logits, probs, temperature, applied)
+  return report, curves
+
+
+def write(run_dir: Path, records, logits: np.ndarray, probs: np.ndarray, class_names,
+          extra: dict, temperature: dict | None = None, applied: bool = False) -> dict:
+  """Writes the report files (`build`'s report) and the per-image predictions; returns the
+  report dict."""
+  report, curves = build(records, logits, probs, class_names, extra, temperature, applied)
+  labels = np.asarray([label for _, label in records], np.int32)
   plots.roc(labels, probs, class_names, run_dir / 'roc.png')
   plots.confusion(np.asarray(report['confusion_matrix']), class_names, run_dir / 'confusion.png')
   plots.reliability(curves, run_dir / 'reliability.png')

@@ -56,17 +56,18 @@ def stored_temperature(run: TrainedRun) -> dict | None:
 
 def evaluate(run: TrainedRun) -> dict:
   """Test-split report (report.json, report.md, roc.png, confusion.png, reliability.png,
-  test_predictions.npz) in the run dir, the temperature fitted anew on validation first;
+  test_predictions.npz) in the run dir, with the temperature fitted anew on validation;
   with several processes each predicts its part and process 0 writes."""
-  temperature = fit_temperature(run)
-  logits, probs, labels = run.inference.predict(run.split['test'], 'testing')
+  logits, probs, _ = run.inference.predict(run.split['test'], 'testing')
   logits = finite(logits, run, 'test')
+  temperature = fit_temperature(run)
   applied = bool(run.config.evaluation.temperature_scaling and temperature)
   if applied:
     probs = stats.scaled_probabilities(logits, temperature['temperature'])
   about = {'run': run.run_dir.name, 'epoch': run.epoch, 'checkpoint': run.checkpoint,
            'model': run.config.model.name}
   if not parallel.is_main():
-    return {**about, **report.metrics(labels, probs, run.class_names)}
+    return report.build(run.split['test'], logits, probs, run.class_names, about, temperature,
+                        applied)[0]
   return report.write(run.run_dir, run.split['test'], logits, probs, run.class_names, about,
                       temperature, applied)
