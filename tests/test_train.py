@@ -88,6 +88,18 @@ def test_resume_with_a_different_config_names_the_keys(folder, tmp_path, capsys)
   assert 'optimizer.name differ' in capsys.readouterr().err
 
 
+def test_resume_needs_no_override_repeated(folder, tmp_path):
+  """The run directory holds the overrides a run started with: --resume alone continues it
+  (a longer num_epochs aside) to the history of a run trained that long at once."""
+  assert train(folder, tmp_path / 'full', 2) == 0
+  assert train(folder, tmp_path / 'run', 1) == 0
+  assert main(['configs/efficientnet_adam.py', '--resume', str(tmp_path / 'run'),
+               '--config.num_epochs=2']) == 0
+  assert history(tmp_path / 'run') == history(tmp_path / 'full')
+  saved = json.loads((tmp_path / 'run' / 'config.json').read_text())
+  assert saved['data']['path'] == str(folder) and saved['model']['name'] == 'simple_cnn'
+
+
 def test_a_run_directory_is_never_overwritten(folder, tmp_path, capsys):
   assert train(folder, tmp_path / 'run', 1) == 0
   saved = (tmp_path / 'run' / 'report.json').read_text()

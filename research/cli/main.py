@@ -62,20 +62,24 @@ def default_run_dir(spec: str) -> Path:
 RESUME_MAY_CHANGE = ('num_epochs', 'workdir', 'log_every_steps', 'data.threads', 'data.workers')
 
 
-def resumable_config(run_dir: Path, config):
-  """The saved config of `run_dir`, if `config` asks for the same run (RESUME_MAY_CHANGE
-  aside, which take `config`'s values)."""
+def resumable_config(run_dir: Path, overrides: list[str]):
+  """The saved config of `run_dir` (it holds the overrides the run started with), with the
+  command line's `overrides` applied: those may change only RESUME_MAY_CHANGE (and
+  model.dtype to what computes the same); any other key they change is refused."""
   saved = rundir.load_config(run_dir)
+  config = saved.copy_and_resolve_references()
+  for assignment in overrides:
+    config_lib.override(config, assignment)
+  config_lib.validate(config)
   same_dtype = compute_dtype(saved.model.dtype) == compute_dtype(config.model.dtype)
   changed = [k for k in config_lib.differing_keys(saved, config)
              if k not in RESUME_MAY_CHANGE and not (k == 'model.dtype' and same_dtype)]
   if changed:
     raise config_lib.ConfigError(
         f'cannot resume {run_dir} with a different config: {", ".join(changed)} differ; '
-        f'resume with the same config and overrides, or start a new run')
-  for key in RESUME_MAY_CHANGE:
-    config_lib.set_value(saved, key, config_lib.lookup(config, key))
-  return saved
+        f'resume with no overrides (the run directory holds its config), or start a new run')
+  config.lock()
+  return config
 
 
 def run_train(args) -> None:
@@ -91,11 +95,11 @@ def run_train(args) -> None:
     sweep_dir = sweep.start(args.config, args.overrides, args.seeds, single=True)
     print(f'seeds:   {sweep_dir}/sweep.md (sweep.csv, sweep_results.json, sweep.png)')
     return
-  config = config_lib.load(args.config, args.overrides)
   if args.resume:
     run_dir = Path(args.resume)
-    config = resumable_config(run_dir, config)
+    config = resumable_config(run_dir, args.overrides)
   else:
+    config = config_lib.load(args.config, args.overrides)
     if jax.process_count() > 1 and not config.workdir:
       raise config_lib.ConfigError('a run of several processes needs --config.workdir=DIR, the '
                                    'same on every process (a shared file system)')
@@ -307,7 +311,9 @@ def add_checkpoint(parser) -> None:
 def add_train(p) -> None:
   p.add_argument('config', metavar='CONFIG.py[:VARIANT]', help='an experiment file, e.g. '
                  'configs/efficientnet_adam.py or configs/people.py:resnet101')
-  p.add_argument('--resume', metavar='RUN_DIR', help='continue that run from its last checkpoint')
+  p.add_argument('--resume', metavar='RUN_DIR',
+                 help='continue that run from its last checkpoint, with the config and '
+                 'overrides it started with (held by the run directory)')
   p.add_argument('--seeds', type=int, default=1, metavar='N',
                  help='train N times with training seeds seed, seed+1, ... on the same split: '
                  'a directory of N runs and their table (mean ± std); continue it with '
