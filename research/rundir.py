@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import ml_collections
@@ -51,6 +52,13 @@ def check_writable(run_dir: Path, needed_bytes: int) -> None:
     raise RunDirError(f'{parent} has {free / 2**20:.0f} MiB free, a run needs about '
                       f'{needed_bytes / 2**20:.0f} MiB (checkpoints): free space or choose '
                       f'another --config.workdir')
+
+
+def default_dir(spec: str) -> Path:
+  """checkpoints/<config name>[-<variant>]-<date>-<time>: where a new run goes by default."""
+  path, _, variant = spec.partition(':')
+  name = Path(path).stem + (f'-{variant}' if variant else '')
+  return Path(f'checkpoints/{name}-{time.strftime("%Y%m%d-%H%M%S")}')
 
 
 def write_whole(path: Path, text: str | bytes) -> None:

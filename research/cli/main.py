@@ -17,9 +17,9 @@ from research.errors import UserError
 from research.evaluate import evaluate
 from research.experiment import compare, curve, probe, sweep, tune
 from research.experiment.predict import write_predictions
-from research.experiment.run import restore, run
+from research.experiment.run import new_run_dir, restore, resumed_config, run
 from research.explain.run import explain_files, feature_maps
-from research.models import compute_dtype, get_spec, input_size
+from research.models import get_spec, input_size
 from research.train import checkpoint
 from research.train.loop import PREEMPTED_EXIT, Preempted
 from research.weights.files import packaged_path
@@ -52,36 +52,6 @@ def describe_model(config) -> str:
   return f'{config.model.name} at {input_size(config)}px, {weights}'
 
 
-def default_run_dir(spec: str) -> Path:
-  path, _, variant = spec.partition(':')
-  name = Path(path).stem + (f'-{variant}' if variant else '')
-  return Path(f'checkpoints/{name}-{time.strftime("%Y%m%d-%H%M%S")}')
-
-
-# what a resume may change: how long, and what does not change the results
-RESUME_MAY_CHANGE = ('num_epochs', 'workdir', 'log_every_steps', 'data.threads', 'data.workers')
-
-
-def resumable_config(run_dir: Path, overrides: list[str]):
-  """The saved config of `run_dir` (it holds the overrides the run started with), with the
-  command line's `overrides` applied: those may change only RESUME_MAY_CHANGE (and
-  model.dtype to what computes the same); any other key they change is refused."""
-  saved = rundir.load_config(run_dir)
-  config = saved.copy_and_resolve_references()
-  for assignment in overrides:
-    config_lib.override(config, assignment)
-  config_lib.validate(config)
-  same_dtype = compute_dtype(saved.model.dtype) == compute_dtype(config.model.dtype)
-  changed = [k for k in config_lib.differing_keys(saved, config)
-             if k not in RESUME_MAY_CHANGE and not (k == 'model.dtype' and same_dtype)]
-  if changed:
-    raise config_lib.ConfigError(
-        f'cannot resume {run_dir} with a different config: {", ".join(changed)} differ; '
-        f'resume with no overrides (the run directory holds its config), or start a new run')
-  config.lock()
-  return config
-
-
 def run_train(args) -> None:
   """One process, or one of several (see research.parallel): only process 0 prints."""
   parallel.start()
@@ -97,16 +67,13 @@ def run_train(args) -> None:
     return
   if args.resume:
     run_dir = Path(args.resume)
-    config = resumable_config(run_dir, args.overrides)
+    config = resumed_config(run_dir, args.overrides)
   else:
     config = config_lib.load(args.config, args.overrides)
     if jax.process_count() > 1 and not config.workdir:
       raise config_lib.ConfigError('a run of several processes needs --config.workdir=DIR, the '
                                    'same on every process (a shared file system)')
-    run_dir = Path(config.workdir or default_run_dir(args.config))
-    if (run_dir / rundir.CONFIG).exists():
-      raise config_lib.ConfigError(f'{run_dir} already holds a run: resume it with --resume '
-                                   f'{run_dir}, or choose another --config.workdir')
+    run_dir = new_run_dir(config, args.config)
   parallel.barrier('run directory checked')
   print(f'model:   {describe_model(config)}')
   print(f'run dir: {run_dir}')

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from research import config as config_lib
 from research import parallel, rundir
 from research.data import DataError, load_split, steps_per_epoch
 from research.evaluate import evaluate, plots
@@ -19,10 +20,44 @@ from research.evaluate.report import balanced_accuracy
 from research.experiment.prepare import prepare, start_run
 from research.explain.run import explain_test_images, feature_maps, test_picks
 from research.inference import TrainedRun, inference_of
-from research.models import Task, create_model, input_size
+from research.models import Task, compute_dtype, create_model, input_size
 from research.train import checkpoint, feature_cache
 from research.train.freeze import TRAINABLE
 from research.train.loop import build, fit
+
+
+# what a resume may change: how long, and what does not change the results
+RESUME_MAY_CHANGE = ('num_epochs', 'workdir', 'log_every_steps', 'data.threads', 'data.workers')
+
+
+def resumed_config(run_dir: Path, overrides=()):
+  """The saved config of `run_dir` (it holds the overrides the run started with), with
+  `overrides` (KEY=VALUE) applied: those may change only RESUME_MAY_CHANGE (and model.dtype
+  to what computes the same); any other key they change is refused."""
+  saved = rundir.load_config(run_dir)
+  config = saved.copy_and_resolve_references()
+  for assignment in overrides:
+    config_lib.override(config, assignment)
+  config_lib.validate(config)
+  same_dtype = compute_dtype(saved.model.dtype) == compute_dtype(config.model.dtype)
+  changed = [k for k in config_lib.differing_keys(saved, config)
+             if k not in RESUME_MAY_CHANGE and not (k == 'model.dtype' and same_dtype)]
+  if changed:
+    raise config_lib.ConfigError(
+        f'cannot resume {run_dir} with a different config: {", ".join(changed)} differ; '
+        f'resume with no overrides (the run directory holds its config), or start a new run')
+  config.lock()
+  return config
+
+
+def new_run_dir(config, spec: str) -> Path:
+  """Where a new run of `config` (from the file `spec`) goes: its workdir, or
+  checkpoints/<config>-<time>; refused if a run is there already."""
+  run_dir = Path(config.workdir or rundir.default_dir(spec))
+  if (run_dir / rundir.CONFIG).exists():
+    raise config_lib.ConfigError(f'{run_dir} already holds a run: resume it with --resume '
+                                 f'{run_dir}, or choose another --config.workdir')
+  return run_dir
 
 
 def restore(run_dir: Path, which: str = 'best') -> TrainedRun:
