@@ -6,6 +6,7 @@
     run.show('curves', 'roc', 'confusion', 'reliability')               # inline figures
     run.predict(['a.jpg', image_array])       # (N, classes) probabilities, run.class_names
     run.gradcam('a.jpg')                      # the overlay, shown inline
+    run.export()                              # files that run without this code
     run = research.load_run('checkpoints/<run>')
 
 A config key is a keyword with '__' for its dots (`optimizer__learning_rate=1e-4`), or a
@@ -122,6 +123,15 @@ class Run:
     """Grad-CAM overlays of image files (gradcam/<name>.png), shown inline."""
     return _display(explain_files(self.trained, [str(p) for p in images], layer=layer,
                                   target=target))
+
+  def export(self, format: str = 'all', out=None) -> Path:  # pylint: disable=redefined-builtin
+    """The classifier as files (research.experiment.export), parity-checked on the test
+    images; returns the folder (default: the run's export/)."""
+    from research.experiment import export  # pylint: disable=import-outside-toplevel
+    names = list(export.formats()) if format == 'all' else format.split(',')
+    out = Path(out or self.dir / 'export')
+    export.export(self.trained, out, names)
+    return out
 
   def features(self, image) -> Path:
     """Feature maps of every block for one image file: the folder of PNGs."""

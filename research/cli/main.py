@@ -189,6 +189,16 @@ def run_predict(args) -> None:
   print(f'predictions: {write_predictions(restored(args), args.images, out)}')
 
 
+def run_export(args) -> None:
+  from research.experiment import export  # pylint: disable=import-outside-toplevel
+  trained = restored(args)
+  names = list(export.formats()) if args.format == 'all' else args.format.split(',')
+  out = Path(args.out or Path(args.run) / 'export')
+  export.export(trained, out, names)
+  print(f'export:  {out}/export.md (model.json, ' + ', '.join(
+      f'model{export.formats()[n].suffix}' for n in names) + ')')
+
+
 def run_probe(args) -> None:
   config = config_lib.load(args.config, args.overrides)
   out = Path(args.out or f'checkpoints/probe-{time.strftime("%Y%m%d-%H%M%S")}')
@@ -333,6 +343,14 @@ def add_predict(p) -> None:
   add_checkpoint(p)
 
 
+def add_export(p) -> None:
+  p.add_argument('run', metavar='RUN_DIR')
+  p.add_argument('--format', default='all', metavar='FORMAT[,FORMAT]|all',
+                 help='stablehlo (jax.export), onnx (with the export extra), or all')
+  p.add_argument('--out', metavar='DIR', help='default: RUN_DIR/export')
+  add_checkpoint(p)
+
+
 def add_probe(p) -> None:
   p.add_argument('--models', required=True, metavar='NAME,NAME,...',
                  help='backbones to rank (research/models/registry.py)')
@@ -395,6 +413,9 @@ COMMANDS = {
     'predict': ('class probabilities of images and folders into a CSV',
                 'RUN_DIR IMAGE_OR_FOLDER ... [--out CSV] [--checkpoint best|last]', add_predict,
                 run_predict, False),
+    'export': ('the classifier as files that run without this code, parity checked on the '
+               'test images', 'RUN_DIR [--format FORMAT|all] [--checkpoint best|last] '
+               '[--out DIR]', add_export, run_export, False),
     'probe': ('rank backbones by a linear probe on their frozen features (no training)',
               f'--models NAME,NAME,... [CONFIG.py] {OVERRIDES} [--out DIR]', add_probe,
               run_probe, True),
