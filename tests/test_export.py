@@ -12,6 +12,7 @@ from research.cli.main import main
 from research.experiment import export
 from research.experiment.run import restore
 from research.export import graph
+from test_kill_resume import ROOT
 
 TINY = ['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
         '--config.model.pretrained=False', '--config.freeze.before=', '--config.batch_size=4',
@@ -78,3 +79,22 @@ def test_parity_measures_top1_and_the_largest_difference():
   assert graph.parity(a, a + [[0, 0], [0.2, -0.2]]) == {
       'images': 2, 'top1_agreement': 0.5, 'max_abs_diff': pytest.approx(0.2), 'bound': 1e-4}
   assert graph.passed(graph.parity(a, a + 5e-5)) and not graph.passed(graph.parity(a, a + 2e-4))
+
+
+def test_the_stablehlo_example_classifies_as_predict_without_this_code(trained_run, tmp_path):
+  """examples/classify_stablehlo.py in a process where `research` cannot be imported gives
+  ./run.sh predict's classes and probabilities (within the float32 bound)."""
+  assert main(['export', str(trained_run), '--format', 'stablehlo',
+               '--out', str(tmp_path / 'export')]) == 0
+  folder = trained_run.parent / 'images' / 'dark'
+  assert main(['predict', str(trained_run), str(folder), '--out', str(tmp_path / 'p.csv')]) == 0
+  blocked = ('import runpy, sys; sys.modules["research"] = None; sys.argv = sys.argv[1:]; '
+             'runpy.run_path(sys.argv[0], run_name="__main__")')
+  out = subprocess.run([sys.executable, '-c', blocked, str(ROOT / 'examples' /
+                        'classify_stablehlo.py'), str(tmp_path / 'export'), str(folder)],
+                       check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+  rows = lambda text: [line.split(',') for line in text.strip().splitlines()]
+  theirs, ours = rows(out), rows((tmp_path / 'p.csv').read_text())
+  assert theirs[0] == ours[0] and [r[:2] for r in theirs] == [r[:2] for r in ours]
+  np.testing.assert_allclose(np.array([r[2:] for r in theirs[1:]], float),
+                             np.array([r[2:] for r in ours[1:]], float), atol=1e-4)
