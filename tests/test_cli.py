@@ -7,13 +7,14 @@ import pytest
 from research.cli.main import COMMANDS, main
 
 ARGUMENTS = {
-    'train': ['CONFIG.py[:VARIANT]', '--resume RUN_DIR'],
-    'sweep': ['CONFIG.py', '--resume SWEEP_DIR'],
-    'compare': ['RUN_DIR', '--out DIR'],
+    'train': ['CONFIG.py[:VARIANT]', '--resume RUN_DIR', '--seeds N'],
+    'sweep': ['CONFIG.py', '--resume SWEEP_DIR', '--seeds N'],
+    'compare': ['RUN_DIR', '--baseline RUN_DIR', '--out DIR'],
     'eval': ['RUN_DIR', '--checkpoint best|last'],
     'gradcam': ['RUN_DIR', 'IMAGE', '--layer PATH', '--class INDEX', '--checkpoint best|last'],
     'features': ['RUN_DIR', 'IMAGE', '--checkpoint best|last'],
     'predict': ['RUN_DIR', 'IMAGE_OR_FOLDER', '--out CSV', '--checkpoint best|last'],
+    'export': ['RUN_DIR', '--format FORMAT[,FORMAT]|all', '--out DIR', '--checkpoint best|last'],
     'probe': ['--models NAME,NAME,...', 'CONFIG.py', '--out DIR'],
     'curve': ['CONFIG.py', '--models NAME,NAME,...', '--sizes S,S,...', '--seeds SEEDS',
               '--target ACCURACY', '--mode probe|finetune', '--out DIR'],
