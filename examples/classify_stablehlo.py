@@ -26,7 +26,7 @@ def main(export_dir: str, *inputs: str) -> None:
   model = json.loads((Path(export_dir) / 'model.json').read_text())
   data = (Path(export_dir) / model['files']['stablehlo']).read_bytes()
   classify = jax.export.deserialize(bytearray(data)).call
-  size = model['input']['shape'][1]
+  size, channels_first = model['input']['shape'][2], model['input']['layout'] == 'NCHW'
   files = sorted(p for i in map(Path, inputs)
                  for p in ([i] if i.is_file() else i.rglob('*'))
                  if p.suffix.lower() in EXTENSIONS)
@@ -34,7 +34,9 @@ def main(export_dir: str, *inputs: str) -> None:
   writer.writerow(['path', 'predicted', *(f'p({c})' for c in model['class_names'])])
   for start in range(0, len(files), 32):
     batch = files[start:start + 32]
-    images = np.stack([load(p, size) for p in batch])
+    images = np.stack([load(p, size) for p in batch])  # (batch, size, size, 3) uint8 RGB
+    if channels_first:
+      images = images.transpose(0, 3, 1, 2)
     probabilities = np.asarray(classify(images))
     for path, p in zip(batch, probabilities):
       writer.writerow([path, model['class_names'][int(p.argmax())], *(f'{x:.6f}' for x in p)])

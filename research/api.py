@@ -124,13 +124,14 @@ class Run:
     return _display(explain_files(self.trained, [str(p) for p in images], layer=layer,
                                   target=target))
 
-  def export(self, format: str = 'all', out=None) -> Path:  # pylint: disable=redefined-builtin
-    """The classifier as files (research.experiment.export), parity-checked on the test
-    images; returns the folder (default: the run's export/)."""
+  def export(self, format: str = 'all', out=None,  # pylint: disable=redefined-builtin
+             layout: str = 'NHWC') -> Path:
+    """The classifier as files (research.experiment.export: 'stablehlo', 'onnx', or
+    'all'), parity-checked on the test images; returns the folder (default: the run's
+    export/)."""
     from research.experiment import export  # pylint: disable=import-outside-toplevel
-    names = list(export.formats()) if format == 'all' else format.split(',')
     out = Path(out or self.dir / 'export')
-    export.export(self.trained, out, names)
+    export.export(self.trained, out, export.requested(format), layout=layout.upper())
     return out
 
   def features(self, image) -> Path:

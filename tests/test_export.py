@@ -4,6 +4,9 @@ import json
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -11,7 +14,9 @@ from helpers import make_folder
 from research.cli.main import main
 from research.experiment import export
 from research.experiment.run import restore
-from research.export import graph
+from research.export import graph, onnx
+from research.models import Task, create_model
+from research.models.layers import portable_formulations
 from test_kill_resume import ROOT
 
 TINY = ['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
@@ -56,11 +61,12 @@ def test_stablehlo_export_runs_with_jax_alone_and_matches(trained_run, capsys):
 
 
 def test_a_failed_parity_writes_nothing(trained_run, tmp_path, monkeypatch, capsys):
-  real = export.formats()['stablehlo']
-  off = export.Format(real.suffix, real.export, lambda data, x: real.run(data, x)[:, ::-1],
+  real = export.ALL['stablehlo']
+  off = export.Format(real.suffix, real.export, lambda data: lambda x: real.load(data)(x)[:, ::-1],
                       real.runtime)
-  monkeypatch.setattr(export, 'formats', lambda: {'stablehlo': off})
-  assert main(['export', str(trained_run), '--out', str(tmp_path / 'out')]) == 2
+  monkeypatch.setitem(export.ALL, 'stablehlo', off)
+  assert main(['export', str(trained_run), '--format', 'stablehlo',
+               '--out', str(tmp_path / 'out')]) == 2
   err = capsys.readouterr().err
   assert err.startswith('error: stablehlo export does not compute what the JAX model does '
                         '(top-1 agreement ') and err.endswith(
@@ -71,7 +77,32 @@ def test_a_failed_parity_writes_nothing(trained_run, tmp_path, monkeypatch, caps
 
 def test_an_unknown_format_is_named(trained_run, capsys):
   assert main(['export', str(trained_run), '--format', 'pickle']) == 2
-  assert capsys.readouterr().err.startswith('error: --format pickle: choose from stablehlo')
+  assert capsys.readouterr().err.startswith('error: --format pickle: choose from stablehlo, '
+                                            'onnx or all')
+
+
+def test_a_format_whose_packages_are_missing_names_the_fix(trained_run, monkeypatch, capsys):
+  monkeypatch.setattr(onnx, 'installed', lambda: False)
+  assert main(['export', str(trained_run), '--format', 'onnx']) == 2
+  assert capsys.readouterr().err == (
+      "error: --format onnx needs packages that are not installed: ./run.sh installs it on "
+      "first use; with pip: pip install -e '.[export]' && pip install --no-deps "
+      "jax2onnx==0.17.1\n")
+
+
+def test_all_formats_export_with_parity_on_every_test_image(trained_run, tmp_path, capsys):
+  out = tmp_path / 'all'
+  assert main(['export', str(trained_run), '--out', str(out)]) == 0
+  assert sorted(p.name for p in out.iterdir()) == [
+      'export.md', 'model.json', 'model.onnx', 'model.stablehlo']
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[2].startswith('onnx: model.onnx (') and (
+      'top-1 agreement 100.00% on 6 test images' in lines[2])
+  model = json.loads((out / 'model.json').read_text())
+  assert model['files'] == {'stablehlo': 'model.stablehlo', 'onnx': 'model.onnx'}
+  table = (out / 'export.md').read_text()
+  assert '| onnx | `model.onnx` |' in table and 'onnxruntime 1.32.0 (CPUExecutionProvider), ' \
+      'opset 23 | 100.00% |' in table
 
 
 def test_parity_measures_top1_and_the_largest_difference():
@@ -98,3 +129,85 @@ def test_the_stablehlo_example_classifies_as_predict_without_this_code(trained_r
   assert theirs[0] == ours[0] and [r[:2] for r in theirs] == [r[:2] for r in ours]
   np.testing.assert_allclose(np.array([r[2:] for r in theirs[1:]], float),
                              np.array([r[2:] for r in ours[1:]], float), atol=1e-4)
+
+
+def test_the_onnx_example_classifies_as_predict_without_jax(trained_run, tmp_path):
+  """examples/classify_onnx.py on an NCHW export, in a process where neither jax nor
+  `research` can be imported, gives ./run.sh predict's classes and probabilities."""
+  assert main(['export', str(trained_run), '--format', 'onnx', '--layout', 'nchw',
+               '--out', str(tmp_path / 'export')]) == 0
+  model = json.loads((tmp_path / 'export' / 'model.json').read_text())
+  assert model['input']['shape'] == ['batch', 3, 32, 32] and model['input']['layout'] == 'NCHW'
+  folder = trained_run.parent / 'images' / 'bright'
+  assert main(['predict', str(trained_run), str(folder), '--out', str(tmp_path / 'p.csv')]) == 0
+  blocked = ('import runpy, sys; sys.modules["research"] = sys.modules["jax"] = None; '
+             'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")')
+  out = subprocess.run([sys.executable, '-c', blocked, str(ROOT / 'examples' /
+                        'classify_onnx.py'), str(tmp_path / 'export'), str(folder)],
+                       check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+  rows = lambda text: [line.split(',') for line in text.strip().splitlines()]
+  theirs, ours = rows(out), rows((tmp_path / 'p.csv').read_text())
+  assert theirs[0] == ours[0] and [r[:2] for r in theirs] == [r[:2] for r in ours]
+  np.testing.assert_allclose(np.array([r[2:] for r in theirs[1:]], float),
+                             np.array([r[2:] for r in ours[1:]], float), atol=1e-4)
+
+
+def scaled_variables(model, size: int, seed: int = 0) -> dict:
+  """Random variables at a trained network's scale (He-scaled kernels, BatchNorm statistics
+  and affine terms away from identity, a head whose logits spread over a few units), made
+  in numpy: no initialiser to compile."""
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8))
+  rng = np.random.default_rng(seed)
+
+  def leaf(path, s):
+    name = path[-1].key
+    if name == 'kernel':
+      fan_in = int(np.prod(s.shape[:-1])) or 1
+      gain = 3.0 if any(getattr(p, 'key', '') == 'head' for p in path) else 2.0
+      return rng.normal(0, np.sqrt(gain / fan_in), s.shape).astype(s.dtype)
+    if name == 'var':
+      return rng.uniform(0.5, 2.0, s.shape).astype(s.dtype)
+    if name == 'scale':
+      return rng.uniform(0.5, 1.5, s.shape).astype(s.dtype)
+    return rng.normal(0, 0.1, s.shape).astype(s.dtype)  # bias, mean
+  return {k: jax.tree_util.tree_map_with_path(leaf, shapes[k])
+          for k in ('params', 'batch_stats') if k in shapes}
+
+
+def assert_onnx_matches(name: str, size: int, classes: int, pooling='avg', hidden=()):
+  """The ONNX export (portable formulations, onnxruntime) against the JAX model as predict
+  runs it here (the CPU formulations), on 6 random images, batch dynamic (4 then 2)."""
+  task = Task(classes)
+  model = create_model(ml_collections.ConfigDict(dict(
+      name=name, pooling=pooling, hidden=hidden, dropout=0.2, dtype='float32')), task.outputs)
+  serve = graph.serving_fn(model, task, scaled_variables(model, size))
+  images = np.random.default_rng(1).integers(0, 256, (6, size, size, 3), np.uint8)
+  expected = np.asarray(jax.jit(serve)(images))
+  with portable_formulations():
+    data = onnx.export(serve, (size, size, 3))
+  classify = onnx.load(data)
+  got = np.concatenate([classify(images[:4]), classify(images[4:])])
+  assert got.shape == (6, classes) and got.dtype == np.float32
+  np.testing.assert_allclose(got, expected, atol=graph.FLOAT32_BOUND)
+  top2 = np.sort(expected, -1)[:, -2:]
+  clear = top2[:, 1] - top2[:, 0] > 10 * graph.FLOAT32_BOUND  # no near-tie to flip
+  assert clear.sum() >= 4
+  np.testing.assert_array_equal(got.argmax(-1)[clear], expected.argmax(-1)[clear])
+
+
+FAMILIES = [('simple_cnn', 32, 2, 'flatten', (16,)), ('mobilenet_v1', 32, 4, 'avg', ()),
+            ('mobilenet_v2', 32, 2, 'flatten', (16,)), ('efficientnet_lite0', 32, 4, 'avg', ()),
+            ('efficientnet_b0', 32, 2, 'avg', ()), ('resnet50', 32, 4, 'avg', ()),
+            ('googlenet', 32, 2, 'avg', ()), ('inception_v3', 75, 4, 'avg', ())]
+
+
+@pytest.mark.parametrize('name,size,classes,pooling,hidden', FAMILIES,
+                         ids=[f[0] for f in FAMILIES])
+def test_every_family_exports_to_onnx_with_parity(name, size, classes, pooling, hidden):
+  assert_onnx_matches(name, size, classes, pooling, hidden)
+
+
+@pytest.mark.slow
+def test_nasnet_exports_to_onnx_with_parity():
+  """jax2onnx 0.17.1's transpose pass takes ~5 minutes on NASNetMobile's graph."""
+  assert_onnx_matches('nasnet_mobile', 32, 4)

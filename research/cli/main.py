@@ -192,11 +192,11 @@ def run_predict(args) -> None:
 def run_export(args) -> None:
   from research.experiment import export  # pylint: disable=import-outside-toplevel
   trained = restored(args)
-  names = list(export.formats()) if args.format == 'all' else args.format.split(',')
+  names = export.requested(args.format)
   out = Path(args.out or Path(args.run) / 'export')
-  export.export(trained, out, names)
+  export.export(trained, out, names, layout=args.layout.upper())
   print(f'export:  {out}/export.md (model.json, ' + ', '.join(
-      f'model{export.formats()[n].suffix}' for n in names) + ')')
+      f'model{export.ALL[n].suffix}' for n in names) + ')')
 
 
 def run_probe(args) -> None:
@@ -346,7 +346,10 @@ def add_predict(p) -> None:
 def add_export(p) -> None:
   p.add_argument('run', metavar='RUN_DIR')
   p.add_argument('--format', default='all', metavar='FORMAT[,FORMAT]|all',
-                 help='stablehlo (jax.export), onnx (with the export extra), or all')
+                 help='stablehlo (jax.export), onnx (jax2onnx, run by onnxruntime), or all')
+  p.add_argument('--layout', default='NHWC', metavar='NHWC|NCHW',
+                 help='the input images\' layout (NCHW: channels first, as PyTorch users '
+                      'expect); default NHWC')
   p.add_argument('--out', metavar='DIR', help='default: RUN_DIR/export')
   add_checkpoint(p)
 
@@ -414,8 +417,8 @@ COMMANDS = {
                 'RUN_DIR IMAGE_OR_FOLDER ... [--out CSV] [--checkpoint best|last]', add_predict,
                 run_predict, False),
     'export': ('the classifier as files that run without this code, parity checked on the '
-               'test images', 'RUN_DIR [--format FORMAT|all] [--checkpoint best|last] '
-               '[--out DIR]', add_export, run_export, False),
+               'test images', 'RUN_DIR [--format FORMAT|all] [--layout NHWC|NCHW] '
+               '[--checkpoint best|last] [--out DIR]', add_export, run_export, False),
     'probe': ('rank backbones by a linear probe on their frozen features (no training)',
               f'--models NAME,NAME,... [CONFIG.py] {OVERRIDES} [--out DIR]', add_probe,
               run_probe, True),

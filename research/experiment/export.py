@@ -22,8 +22,11 @@ from research import rundir
 from research.data import load_image
 from research.errors import UserError
 from research.evaluate.run import stored_temperature
-from research.export import graph, stablehlo
+from research.export import graph, onnx, stablehlo
 from research.models import get_spec, input_size
+from research.models.layers import portable_formulations
+
+LAYOUTS = ('NHWC', 'NCHW')
 
 
 class ExportError(UserError, RuntimeError):
@@ -32,18 +35,25 @@ class ExportError(UserError, RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Format:
-  """export(fn, size) -> bytes, and run(bytes, images) -> probabilities, of one format."""
+  """export(fn, input shape without the batch) -> bytes; load(bytes) -> a function from
+  images to probabilities in the format's own runtime, described by runtime()."""
   suffix: str
   export: object
-  run: object
-  runtime: str
+  load: object
+  runtime: object
+
+
+ALL = {'stablehlo': Format(stablehlo.SUFFIX, stablehlo.export, stablehlo.load,
+                           stablehlo.runtime),
+       'onnx': Format(onnx.SUFFIX, onnx.export, onnx.load, onnx.runtime)}
+MISSING = {'onnx': lambda: not onnx.installed()}
+INSTALL = {'onnx': "./run.sh installs it on first use; with pip: pip install -e '.[export]' "
+                   "&& pip install --no-deps jax2onnx==0.17.1"}
 
 
 def formats() -> dict[str, Format]:
   """The formats this installation can write (ONNX with the export extra)."""
-  found = {'stablehlo': Format(stablehlo.SUFFIX, stablehlo.export, stablehlo.run,
-                               f'jax.export.deserialize (jax {jax.__version__})')}
-  return found
+  return {name: f for name, f in ALL.items() if not MISSING.get(name, lambda: False)()}
 
 
 def code_version() -> str:
@@ -55,7 +65,7 @@ def code_version() -> str:
     return f'research {metadata.version("research")}'
 
 
-def describe(trained, temperature, test_images: int) -> dict:
+def describe(trained, temperature, test_images: int, layout: str = 'NHWC') -> dict:
   """model.json: what the exported model takes and returns, and where it came from."""
   spec, size = get_spec(trained.config.model.name), input_size(trained.config)
   report_path = trained.run_dir / 'report.json'
@@ -66,16 +76,18 @@ def describe(trained, temperature, test_images: int) -> dict:
       'output': f'probabilities, float32, (batch, {len(trained.class_names)}), columns in '
                 f'class_names order' + (' (from one sigmoid logit: [1 - p, p])'
                                         if trained.task.binary else ''),
-      'input': {'shape': ['batch', size, size, 3], 'layout': 'NHWC', 'dtype': 'uint8',
-                'channels': 'RGB', 'batch': 'any size (dynamic)'},
+      'input': {'shape': ['batch', *shape(size, layout)], 'layout': layout, 'dtype': 'uint8',
+                'channels': 'RGB', 'batch': 'any size (dynamic)', 'name': 'images'},
       'inside_the_graph': f'cast to float32, subtract mean {list(spec.mean)} and divide by '
                           f'std {list(spec.std)} per channel (0-255 scale), the network, '
                           + ('the logits divided by the temperature, ' if temperature else '')
                           + ('sigmoid' if trained.task.binary else 'softmax'),
       'caller_must': f'decode to 8-bit RGB (EXIF orientation applied), resize to {size}x{size} '
                      f'with bilinear filtering (Pillow Image.resize(({size}, {size}), '
-                     f'Image.BILINEAR): what training saw), stack as uint8 (batch, {size}, '
-                     f'{size}, 3)',
+                     f'Image.BILINEAR): what training saw), stack as uint8 (batch, '
+                     + ', '.join(map(str, shape(size, layout))) + ')'
+                     + (', i.e. channels first: numpy .transpose(0, 3, 1, 2) of the '
+                        'stacked RGB images' if layout == 'NCHW' else ''),
       'temperature': temperature,
       'source_run': str(trained.run_dir.resolve()),
       'checkpoint': trained.checkpoint, 'epoch': trained.epoch,
@@ -87,38 +99,67 @@ def describe(trained, temperature, test_images: int) -> dict:
   }
 
 
+def shape(size: int, layout: str = 'NHWC') -> tuple:
+  """One image's shape as the exported model takes it."""
+  return (3, size, size) if layout == 'NCHW' else (size, size, 3)
+
+
 def test_arrays(trained, limit: int | None = None) -> np.ndarray:
   """The run's test images as the exported model takes them (uint8 NHWC)."""
   records = trained.split['test'][:limit]
   return np.stack([load_image(path, input_size(trained.config)) for path, _ in records])
 
 
-def export(trained, out: Path, names: list[str], log=print, images: int | None = None) -> dict:
+def requested(formats_arg: str) -> list[str]:
+  """`--format`'s value as format names: 'all', or names separated by commas."""
+  return list(ALL) if formats_arg == 'all' else formats_arg.split(',')
+
+
+def check_formats(names: list[str]) -> None:
+  """One line naming a format this installation cannot write, and the fix."""
+  for name in names:
+    if name not in ALL:
+      raise ExportError(f'--format {name}: choose from {", ".join(ALL)} or all')
+    if name not in formats():
+      raise ExportError(f'--format {name} needs packages that are not installed: '
+                        f'{INSTALL[name]}')
+
+
+def batches(fn, arrays: np.ndarray, batch: int) -> np.ndarray:
+  return np.concatenate([np.asarray(fn(arrays[k:k + batch]))
+                         for k in range(0, len(arrays), batch)])
+
+
+def export(trained, out: Path, names: list[str], log=print, images: int | None = None,
+           layout: str = 'NHWC') -> dict:
   """Writes out/model<suffix> per format in `names`, model.json and export.md, after each
   format ran on the test images (the first `images`; all by default) within the bounds.
+  The graphs are traced with the portable formulations (`lax` convolutions: what every
+  converter and runtime knows); the reference is the JAX model as `predict` runs it here.
   Returns {format: parity}."""
-  available = formats()
-  unknown = [n for n in names if n not in available]
-  if unknown:
-    raise ExportError(f'--format {unknown[0]}: choose from {", ".join(available)} or all')
+  check_formats(names)
+  if layout not in LAYOUTS:
+    raise ExportError(f'--layout {layout}: choose from {", ".join(LAYOUTS)}')
   fitted = stored_temperature(trained) if trained.config.evaluation.temperature_scaling else None
   temperature = fitted['temperature'] if fitted else None
-  serve = graph.serving_fn(trained.model, trained.task, trained.variables, temperature)
+  serve = graph.serving_fn(trained.model, trained.task, trained.variables, temperature,
+                           nchw=layout == 'NCHW')
   arrays = test_arrays(trained, images)
-  batch = trained.config.batch_size
-  expected = np.concatenate([np.asarray(jax.jit(serve)(arrays[k:k + batch]))
-                             for k in range(0, len(arrays), batch)])
+  expected = batches(jax.jit(graph.serving_fn(trained.model, trained.task, trained.variables,
+                                              temperature)), arrays, trained.config.batch_size)
+  if layout == 'NCHW':
+    arrays = arrays.transpose(0, 3, 1, 2)
+  size = input_size(trained.config)
   results, staged = {}, Path(tempfile.mkdtemp(prefix='.export-', dir=out.parent))
   try:
     for name in names:
-      began = time.time()
-      data = available[name].export(serve, input_size(trained.config))
+      fmt, began = ALL[name], time.time()
+      with portable_formulations():
+        data = fmt.export(serve, shape(size, layout))
       seconds = time.time() - began
-      got = np.concatenate([available[name].run(data, arrays[k:k + batch])
-                            for k in range(0, len(arrays), batch)])
-      result = {**graph.parity(expected, got), 'file': f'model{available[name].suffix}',
-                'bytes': len(data), 'export_seconds': seconds,
-                'runtime': available[name].runtime}
+      got = batches(fmt.load(data), arrays, trained.config.batch_size)
+      result = {**graph.parity(expected, got), 'file': f'model{fmt.suffix}',
+                'bytes': len(data), 'export_seconds': seconds, 'runtime': fmt.runtime()}
       results[name] = result
       log(f'{name}: {result["file"]} ({len(data) / 2**20:.1f} MiB), top-1 agreement '
           f'{result["top1_agreement"]:.2%} on {result["images"]} test images, largest '
@@ -128,7 +169,7 @@ def export(trained, out: Path, names: list[str], log=print, images: int | None =
                           f'agreement {result["top1_agreement"]:.2%}, largest difference '
                           f'{result["max_abs_diff"]:.2e}): nothing was written to {out}')
       (staged / result['file']).write_bytes(data)
-    model = describe(trained, temperature, len(arrays))
+    model = describe(trained, temperature, len(arrays), layout)
     (staged / 'model.json').write_text(json.dumps({**model, 'files': {
         n: r['file'] for n, r in results.items()}}, indent=1))
     (staged / 'export.md').write_text(markdown(trained, results, model))

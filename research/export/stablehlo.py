@@ -7,14 +7,20 @@ import numpy as np
 SUFFIX = '.stablehlo'
 
 
-def export(fn, size: int, platforms=('cpu',)) -> bytes:
-  """`fn` on (b, size, size, 3) uint8, b symbolic, lowered for `platforms`."""
+def export(fn, shape: tuple, platforms=('cpu',)) -> bytes:
+  """`fn` on uint8 images of `shape` (without the batch), batch b symbolic, lowered for
+  `platforms`."""
   batch, = jax.export.symbolic_shape('b')
-  shape = jax.ShapeDtypeStruct((batch, size, size, 3), jnp.uint8)
-  exported = jax.export.export(jax.jit(fn), platforms=platforms)(shape)
+  spec = jax.ShapeDtypeStruct((batch, *shape), jnp.uint8)
+  exported = jax.export.export(jax.jit(fn), platforms=platforms)(spec)
   return bytes(exported.serialize())
 
 
-def run(data: bytes, images: np.ndarray) -> np.ndarray:
-  """The deserialized function on `images` (uint8 NHWC)."""
-  return np.asarray(jax.export.deserialize(bytearray(data)).call(images))
+def load(data: bytes):
+  """images -> probabilities, the deserialized function."""
+  call = jax.export.deserialize(bytearray(data)).call
+  return lambda images: np.asarray(call(images))
+
+
+def runtime() -> str:
+  return f'jax.export.deserialize (jax {jax.__version__})'

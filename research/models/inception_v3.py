@@ -30,10 +30,10 @@ class InceptionV3(nn.Module):
       return nn.relu(batch_norm(keras_name('batch_normalization', i), train, scale=False)(x))
 
     def avg_pool(x):
-      return nn.avg_pool(x, (3, 3), padding='SAME', count_include_pad=False)
+      return nn.avg_pool(x, window_shape=(3, 3), padding='SAME', count_include_pad=False)
 
     def max_pool(x):
-      return nn.max_pool(x, (3, 3), strides=(2, 2))
+      return nn.max_pool(x, window_shape=(3, 3), strides=(2, 2))
 
     cat = lambda *xs: jnp.concatenate(xs, axis=-1)
     x = cbr(x, 32, 3, 3, stride=2, padding='VALID')

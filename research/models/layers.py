@@ -4,6 +4,8 @@ Every `ConvBN` and `InvertedResidual` taps its output (see `tap`), so any of
 them can be read back (block-by-block parity tests) or differentiated against
 (Grad-CAM) by its module path, e.g. ``backbone/blocks_15`` or ``backbone/head``.
 """
+import contextlib
+import contextvars
 import functools
 from typing import Callable
 
@@ -12,6 +14,26 @@ import jax
 import jax.numpy as jnp
 
 TAP = 'out'
+_PORTABLE = contextvars.ContextVar('portable_formulations', default=False)
+
+
+@contextlib.contextmanager
+def portable_formulations():
+  """Traces, inside this block, the formulations every backend and converter understands
+  (`lax` convolutions, grouped for depthwise) instead of the CPU ones (shifted
+  multiply-adds with a hand-written backward, 1x1 convolutions as matrix products): the
+  same function, as the graph an exporter writes (ONNX `Conv`, not thousands of slices)."""
+  token = _PORTABLE.set(True)
+  try:
+    yield
+  finally:
+    _PORTABLE.reset(token)
+
+
+def cpu_formulations() -> bool:
+  """Whether the layers below trace their CPU formulations: on the CPU, outside
+  `portable_formulations`."""
+  return jax.default_backend() == 'cpu' and not _PORTABLE.get()
 
 
 def tap(module: nn.Module, x: jnp.ndarray) -> jnp.ndarray:
@@ -63,7 +85,7 @@ def max_pool(x, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = Fa
 
   pads_hw = [out_and_pads(n) for n in x.shape[1:3]]
   x = jnp.pad(x, ((0, 0), *pads_hw, (0, 0)), constant_values=-jnp.inf)
-  return nn.max_pool(x, (kernel, kernel), strides=(stride, stride))
+  return nn.max_pool(x, window_shape=(kernel, kernel), strides=(stride, stride))
 
 
 Padding = str | tuple[tuple[int, int], tuple[int, int]]  # a `pads` mode, or explicit pixels
@@ -155,7 +177,7 @@ def depthwise_conv(x, w, stride: int, padding: Padding):
   if isinstance(padding, str):
     padding = tuple(pads(n, k, stride, padding) for n in x.shape[1:3])
   padding, w = tuple(map(tuple, padding)), w.astype(x.dtype)
-  if jax.default_backend() == 'cpu':
+  if cpu_formulations():
     return _depthwise(x, w, stride, padding)
   return grouped_conv(x, w, stride, padding)
 
@@ -167,7 +189,7 @@ def conv2d(x, w, stride: int, padding: Padding):
   w = w.astype(x.dtype)  # compute in the activations' dtype (float32 or bfloat16)
   if isinstance(padding, str):
     padding = tuple(pads(n, k, stride, padding) for n, k in zip(x.shape[1:3], w.shape[:2]))
-  if w.shape[:2] == (1, 1) and not any(map(any, padding)) and jax.default_backend() == 'cpu':
+  if w.shape[:2] == (1, 1) and not any(map(any, padding)) and cpu_formulations():
     return pointwise_conv(x, w, stride)
   return jax.lax.conv_general_dilated(x, w, (stride, stride), padding,
                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))

@@ -22,7 +22,8 @@ class NASNetMobile(nn.Module):
   def __call__(self, x, train: bool = False):  # pylint: disable=too-many-statements
     bn = lambda name: batch_norm(name, train, momentum=0.9997)
     cat = lambda *xs: jnp.concatenate(xs, axis=-1)
-    avg3 = lambda x: nn.avg_pool(x, (3, 3), padding='SAME', count_include_pad=False)
+    avg3 = lambda x: nn.avg_pool(x, window_shape=(3, 3), padding='SAME',
+                                count_include_pad=False)
 
     def separable(x, filters, kernel, block_id, stride=1):
       x = nn.relu(x)
@@ -68,13 +69,13 @@ class NASNetMobile(nn.Module):
       h3 = zero_pad_same(h, 3)
       x1 = (separable(h, filters, 5, f'reduction_left1_{block_id}', stride=2)
             + separable(p, filters, 7, f'reduction_right1_{block_id}', stride=2))
-      x2 = (nn.max_pool(h3, (3, 3), strides=(2, 2))
+      x2 = (nn.max_pool(h3, window_shape=(3, 3), strides=(2, 2))
             + separable(p, filters, 7, f'reduction_right2_{block_id}', stride=2))
-      x3 = (nn.avg_pool(h3, (3, 3), strides=(2, 2))
+      x3 = (nn.avg_pool(h3, window_shape=(3, 3), strides=(2, 2))
             + separable(p, filters, 5, f'reduction_right3_{block_id}', stride=2))
       x4 = avg3(x1) + x2
       x5 = (separable(x1, filters, 3, f'reduction_left4_{block_id}')
-            + nn.max_pool(h3, (3, 3), strides=(2, 2)))
+            + nn.max_pool(h3, window_shape=(3, 3), strides=(2, 2)))
       return Tap(name=f'reduction_concat_{block_id}')(cat(x2, x3, x4, x5)), ip
 
     n, m = self.num_blocks, self.filter_multiplier

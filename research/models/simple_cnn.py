@@ -12,5 +12,5 @@ class SimpleCNN(nn.Module):
     del train  # no batch norm or dropout in the backbone
     for i, n in enumerate(self.features):
       x = nn.relu(nn.Conv(n, (3, 3), padding='SAME', dtype=x.dtype, name=f'conv_{i}')(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))
     return tap(self, x)
