@@ -125,13 +125,14 @@ class Run:
                                   target=target))
 
   def export(self, format: str = 'all', out=None,  # pylint: disable=redefined-builtin
-             layout: str = 'NHWC') -> Path:
+             layout: str = 'NHWC', quantize: str | None = None) -> Path:
     """The classifier as files (research.experiment.export: 'stablehlo', 'onnx', or
-    'all'), parity-checked on the test images; returns the folder (default: the run's
-    export/)."""
+    'all'; quantize='int8' adds model.int8.onnx), parity-checked on the test images;
+    returns the folder (default: the run's export/)."""
     from research.experiment import export  # pylint: disable=import-outside-toplevel
     out = Path(out or self.dir / 'export')
-    export.export(self.trained, out, export.requested(format), layout=layout.upper())
+    export.export(self.trained, out, export.requested(format), layout=layout.upper(),
+                  quantize=quantize)
     return out
 
   def features(self, image) -> Path:

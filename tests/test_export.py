@@ -211,3 +211,33 @@ def test_every_family_exports_to_onnx_with_parity(name, size, classes, pooling, 
 def test_nasnet_exports_to_onnx_with_parity():
   """jax2onnx 0.17.1's transpose pass takes ~5 minutes on NASNetMobile's graph."""
   assert_onnx_matches('nasnet_mobile', 32, 4)
+
+
+def test_int8_is_scored_against_float32_on_the_same_test_images(trained_run, tmp_path, capsys):
+  out = tmp_path / 'q'
+  assert main(['export', str(trained_run), '--format', 'onnx', '--quantize', 'int8',
+               '--out', str(out)]) == 0
+  assert sorted(p.name for p in out.iterdir()) == [
+      'export.md', 'model.int8.onnx', 'model.json', 'model.onnx']
+  int8 = json.loads((out / 'model.json').read_text())['int8']
+  trained = restore(trained_run)
+  labels = np.array([label for _, label in trained.split['test']])
+  images = export.test_arrays(trained)
+  right = lambda name: onnx.load((out / name).read_bytes())(images).argmax(-1) == labels
+  report = json.loads((trained_run / 'report.json').read_text())
+  assert int8['accuracy_float'] == pytest.approx(report['accuracy'])
+  assert int8['accuracy_float'] == right('model.onnx').mean()
+  assert int8['accuracy_int8'] == right('model.int8.onnx').mean()
+  assert int8['change']['difference'] == pytest.approx(int8['accuracy_int8'] -
+                                                       int8['accuracy_float'])
+  assert int8['calibration_images'] == len(trained.split['train'])  # all, fewer than 256
+  assert int8['bytes'] < int8['float_bytes']
+  line = capsys.readouterr().out.splitlines()[2]
+  assert line.startswith('onnx int8: model.int8.onnx (') and 'McNemar p = ' in line
+  assert '## int8' in (out / 'export.md').read_text()
+
+
+def test_quantize_needs_the_onnx_format(trained_run, capsys):
+  assert main(['export', str(trained_run), '--format', 'stablehlo', '--quantize', 'int8']) == 2
+  assert capsys.readouterr().err == ('error: --quantize int8 quantizes the ONNX model: add '
+                                     '--format onnx (or all)\n')

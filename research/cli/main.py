@@ -194,9 +194,10 @@ def run_export(args) -> None:
   trained = restored(args)
   names = export.requested(args.format)
   out = Path(args.out or Path(args.run) / 'export')
-  export.export(trained, out, names, layout=args.layout.upper())
+  export.export(trained, out, names, layout=args.layout.upper(), quantize=args.quantize)
   print(f'export:  {out}/export.md (model.json, ' + ', '.join(
-      f'model{export.ALL[n].suffix}' for n in names) + ')')
+      [f'model{export.ALL[n].suffix}' for n in names]
+      + (['model.int8.onnx'] if args.quantize else [])) + ')')
 
 
 def run_probe(args) -> None:
@@ -350,6 +351,8 @@ def add_export(p) -> None:
   p.add_argument('--layout', default='NHWC', metavar='NHWC|NCHW',
                  help='the input images\' layout (NCHW: channels first, as PyTorch users '
                       'expect); default NHWC')
+  p.add_argument('--quantize', metavar='int8', help='also model.int8.onnx (onnxruntime static '
+                 'quantization calibrated on train images) and its measured accuracy change')
   p.add_argument('--out', metavar='DIR', help='default: RUN_DIR/export')
   add_checkpoint(p)
 
@@ -418,7 +421,7 @@ COMMANDS = {
                 run_predict, False),
     'export': ('the classifier as files that run without this code, parity checked on the '
                'test images', 'RUN_DIR [--format FORMAT|all] [--layout NHWC|NCHW] '
-               '[--checkpoint best|last] [--out DIR]', add_export, run_export, False),
+               '[--quantize int8] [--checkpoint best|last] [--out DIR]', add_export, run_export, False),
     'probe': ('rank backbones by a linear probe on their frozen features (no training)',
               f'--models NAME,NAME,... [CONFIG.py] {OVERRIDES} [--out DIR]', add_probe,
               run_probe, True),

@@ -21,12 +21,15 @@ import numpy as np
 from research import rundir
 from research.data import load_image
 from research.errors import UserError
+from research.evaluate import stats
 from research.evaluate.run import stored_temperature
 from research.export import graph, onnx, stablehlo
 from research.models import get_spec, input_size
 from research.models.layers import portable_formulations
 
 LAYOUTS = ('NHWC', 'NCHW')
+QUANTIZE = ('int8',)
+CALIBRATION_IMAGES = 256  # train images (a seeded draw) that set the int8 activation ranges
 
 
 class ExportError(UserError, RuntimeError):
@@ -130,16 +133,72 @@ def batches(fn, arrays: np.ndarray, batch: int) -> np.ndarray:
                          for k in range(0, len(arrays), batch)])
 
 
+def latency_ms(fn, image: np.ndarray, repeats: int = 20) -> float:
+  """Median milliseconds of `fn` on a batch of one image, after one warm-up call."""
+  fn(image[None])
+  times = []
+  for _ in range(repeats):
+    began = time.perf_counter()
+    fn(image[None])
+    times.append(time.perf_counter() - began)
+  return float(np.median(times) * 1e3)
+
+
+def quantize_onnx(trained, data: bytes, arrays: np.ndarray, expected: np.ndarray,
+                  layout: str, log) -> tuple[bytes, dict]:
+  """model.onnx as int8 (calibrated on CALIBRATION_IMAGES train images), scored on the
+  test images beside the float model: the accuracy change paired on the same images (95%
+  bootstrap interval, McNemar), agreement, size and batch-1 latency of both."""
+  train = trained.split['train']
+  chosen = np.sort(np.random.default_rng(0).choice(
+      len(train), min(CALIBRATION_IMAGES, len(train)), replace=False))
+  calibration = np.stack([load_image(train[i][0], input_size(trained.config)) for i in chosen])
+  if layout == 'NCHW':
+    calibration = calibration.transpose(0, 3, 1, 2)
+  began = time.time()
+  quantized = onnx.quantize(data, calibration)
+  seconds = time.time() - began
+  float_fn, int8_fn = onnx.load(data), onnx.load(quantized)
+  got = batches(int8_fn, arrays, trained.config.batch_size)
+  labels = np.array([label for _, label in trained.split['test'][:len(arrays)]])
+  right_float, right_int8 = expected.argmax(-1) == labels, got.argmax(-1) == labels
+  change = stats.compare(right_int8, right_float)
+  result = {'file': 'model.int8.onnx', 'bytes': len(quantized), 'float_bytes': len(data),
+            'calibration_images': len(chosen), 'quantize_seconds': seconds,
+            'method': 'onnxruntime quantize_static: QDQ, weights int8 per channel, '
+                      'activations uint8, min-max calibration',
+            'images': len(arrays), 'accuracy_float': float(right_float.mean()),
+            'accuracy_int8': float(right_int8.mean()), 'change': change,
+            'top1_agreement': float((got.argmax(-1) == expected.argmax(-1)).mean()),
+            'max_abs_diff': float(np.abs(got - expected).max()),
+            'latency_ms_batch1': {'float32': latency_ms(float_fn, arrays[0]),
+                                  'int8': latency_ms(int8_fn, arrays[0])}}
+  low, high = change['interval']
+  log(f'onnx int8: {result["file"]} ({len(quantized) / 2**20:.1f} MiB, float32 '
+      f'{len(data) / 2**20:.1f} MiB), test accuracy {result["accuracy_int8"]:.4f} vs '
+      f'{result["accuracy_float"]:.4f}: {change["difference"]:+.4f} [{low:+.4f}, {high:+.4f}], '
+      f'McNemar p = {change["mcnemar"]["p"]:.3g}: {change["verdict"]}; top-1 agreement '
+      f'{result["top1_agreement"]:.2%}; batch-1 latency {result["latency_ms_batch1"]["int8"]:.1f}'
+      f' ms vs {result["latency_ms_batch1"]["float32"]:.1f} ms')
+  return quantized, result
+
+
 def export(trained, out: Path, names: list[str], log=print, images: int | None = None,
-           layout: str = 'NHWC') -> dict:
+           layout: str = 'NHWC', quantize: str | None = None) -> dict:
   """Writes out/model<suffix> per format in `names`, model.json and export.md, after each
-  format ran on the test images (the first `images`; all by default) within the bounds.
-  The graphs are traced with the portable formulations (`lax` convolutions: what every
-  converter and runtime knows); the reference is the JAX model as `predict` runs it here.
-  Returns {format: parity}."""
+  format ran on the test images (the first `images`; all by default) within the bounds;
+  with quantize='int8' also model.int8.onnx and its accuracy change (no parity bound: int8
+  is meant to differ, by how much is measured). The graphs are traced with the portable
+  formulations (`lax` convolutions: what every converter and runtime knows); the
+  reference is the JAX model as `predict` runs it here. Returns {format: result}."""
   check_formats(names)
   if layout not in LAYOUTS:
     raise ExportError(f'--layout {layout}: choose from {", ".join(LAYOUTS)}')
+  if quantize is not None and quantize not in QUANTIZE:
+    raise ExportError(f'--quantize {quantize}: choose from {", ".join(QUANTIZE)}')
+  if quantize and 'onnx' not in names:
+    raise ExportError(f'--quantize {quantize} quantizes the ONNX model: add --format onnx '
+                      f'(or all)')
   fitted = stored_temperature(trained) if trained.config.evaluation.temperature_scaling else None
   temperature = fitted['temperature'] if fitted else None
   serve = graph.serving_fn(trained.model, trained.task, trained.variables, temperature,
@@ -169,9 +228,14 @@ def export(trained, out: Path, names: list[str], log=print, images: int | None =
                           f'agreement {result["top1_agreement"]:.2%}, largest difference '
                           f'{result["max_abs_diff"]:.2e}): nothing was written to {out}')
       (staged / result['file']).write_bytes(data)
+      if name == 'onnx' and quantize:
+        quantized, results['onnx_int8'] = quantize_onnx(trained, data, arrays, expected,
+                                                        layout, log)
+        (staged / results['onnx_int8']['file']).write_bytes(quantized)
     model = describe(trained, temperature, len(arrays), layout)
     (staged / 'model.json').write_text(json.dumps({**model, 'files': {
-        n: r['file'] for n, r in results.items()}}, indent=1))
+        n: r['file'] for n, r in results.items()}, **({'int8': results['onnx_int8']}
+                                                       if quantize else {})}, indent=1))
     (staged / 'export.md').write_text(markdown(trained, results, model))
     out.mkdir(parents=True, exist_ok=True)
     for path in staged.iterdir():
@@ -183,7 +247,8 @@ def export(trained, out: Path, names: list[str], log=print, images: int | None =
 
 def markdown(trained, results: dict, model: dict) -> str:
   rows = [f'| {n} | `{r["file"]}` | {r["bytes"] / 2**20:.1f} MiB | {r["runtime"]} | '
-          f'{r["top1_agreement"]:.2%} | {r["max_abs_diff"]:.2e} |' for n, r in results.items()]
+          f'{r["top1_agreement"]:.2%} | {r["max_abs_diff"]:.2e} |' for n, r in results.items()
+          if n != 'onnx_int8']
   return '\n'.join([
       f'# {trained.run_dir.name}: exported', '',
       f'Weights of epoch {trained.epoch} ({trained.checkpoint}); input '
@@ -194,4 +259,30 @@ def markdown(trained, results: dict, model: dict) -> str:
       f'against the JAX model on the same uint8 images (top-1 agreement must be 100%, the '
       f'largest probability difference at most {graph.FLOAT32_BOUND:g}).', '',
       '| format | file | size | run by | top-1 agreement | largest difference |',
-      '|---|---|---|---|---|---|', *rows, '']) + '\n'
+      '|---|---|---|---|---|---|', *rows, '', *quantized_markdown(results.get('onnx_int8'))]
+  ) + '\n'
+
+
+def quantized_markdown(result: dict | None) -> list[str]:
+  if not result:
+    return []
+  change, (low, high) = result['change'], result['change']['interval']
+  detectable = change['detectable']
+  return [
+      '## int8', '',
+      f'`{result["file"]}`: {result["method"]}, calibrated on {result["calibration_images"]} '
+      f'train images. Scored on the same {result["images"]} test images as the float32 model '
+      f'(both in onnxruntime); the change is int8 minus float32, paired (95% bootstrap over '
+      f'the images, {change["resamples"]} resamples; McNemar\'s exact test).', '',
+      '| model | size | test accuracy | batch-1 latency |', '|---|---|---|---|',
+      f'| float32 | {result["float_bytes"] / 2**20:.1f} MiB | {result["accuracy_float"]:.4f} | '
+      f'{result["latency_ms_batch1"]["float32"]:.1f} ms |',
+      f'| int8 | {result["bytes"] / 2**20:.1f} MiB | {result["accuracy_int8"]:.4f} | '
+      f'{result["latency_ms_batch1"]["int8"]:.1f} ms |', '',
+      f'Change {change["difference"]:+.4f} [{low:+.4f}, {high:+.4f}], McNemar p = '
+      f'{change["mcnemar"]["p"]:.3g}: **{change["verdict"]}** (this test split detects '
+      + (f'{detectable:.3f}' if detectable is not None else 'no difference') +
+      f' at the observed disagreement); top-1 agreement with float32 '
+      f'{result["top1_agreement"]:.2%}, largest probability difference '
+      f'{result["max_abs_diff"]:.3f}. Latency: median of 20 calls on this machine, '
+      f'one image.', '']
