@@ -1,11 +1,15 @@
 """The benchmark's references do the same work as this project: per row, the same number of
 trainable parameters, and no gradient reaches a frozen one."""
+import re
+
+import numpy as np
 import pytest
 import torch
 
-from research.bench import torch_models
+from research.bench import rounds, torch_models
 from research.bench.measure import jax_trainable
 from research.bench.rows import ROWS
+from research.cli import bench
 
 SIZE = 96  # the counts do not depend on the input size; InceptionV3 needs 75 px at least
 TORCH_ROWS = [r for r in ROWS if not r.reference.startswith('Keras')]
@@ -59,3 +63,28 @@ def test_the_end_to_end_reference_trains_the_same_parameters_on_the_runs_split(f
   assert result['trainable'] == jax_trainable(ROWS[0], SIZE)  # the main config's freezing
   assert len(result['epoch_s']) == 1 and result['train_images'] == 12
   assert 0 <= result['test_accuracy'] <= 1
+
+
+def test_a_ratio_from_rounds_has_its_bootstrap_interval_and_verdict():
+  ours, reference = [2.0, 2.2, 1.8, 2.1, 1.9], [1.0] * 5
+  result = rounds.ratio(ours, reference)
+  assert result['ratio'] == 2.0 and result['verdict'] == 'faster' and result['rounds'] == 5
+  # the interval: medians of rounds drawn with replacement, 5th and 95th percentiles
+  draws = np.random.default_rng(0).integers(0, 5, (1000, 5))
+  medians = np.median(np.array(ours)[draws], axis=1)
+  assert result['interval'] == tuple(np.percentile(medians, [5, 95]))
+  assert rounds.ratio([1.1, 0.9, 1.0, 1.2, 0.8], reference)['verdict'] == 'within noise'
+  assert rounds.ratio([0.5, 0.6, 0.55, 0.52, 0.58], reference)['verdict'] == 'slower'
+  assert rounds.cell(result) == f'2.00× [{result["interval"][0]:.2f}, ' \
+                                f'{result["interval"][1]:.2f}] faster'
+
+
+def test_the_inference_section_measures_four_runtimes_against_pytorch():
+  lines = bench.inference(2, model='mobilenet_v2', size=32)
+  assert lines[0] == ('| runtime | batch 1: img/s, median [min–max] | batch 1: vs PyTorch eager '
+                      '| batch 32: img/s, median [min–max] | batch 32: vs PyTorch eager |')
+  runtimes = [line.split(' | ')[0].lstrip('| ') for line in lines[2:]]
+  assert runtimes == ['PyTorch eager', 'this project (JAX)', 'ONNX float32 (onnxruntime)',
+                      'ONNX int8 (onnxruntime)']
+  assert all(re.search(r'\d\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] (faster|slower|within noise)', line)
+             for line in lines[3:])

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import jax
 
+from research.bench import rounds as rounds_lib
 from research.bench.accelerator import SECTION
 from research.bench.rows import ROWS
 from research.config import base_config
@@ -261,6 +263,35 @@ def input_pipeline(batches: int = 24, warmup: int = 4) -> list[str]:
   return lines
 
 
+def inference(rounds: int, model: str = 'efficientnet_lite0', size: int = 224) -> list[str]:
+  """Images/s of the four runtimes in research.bench.inference (one process, alternating
+  rounds), each against PyTorch eager as a ratio with its interval."""
+  from research.bench import inference as bench_inference  # pylint: disable=import-outside-toplevel
+  out = subprocess.run([sys.executable, '-m', 'research.bench.inference', '--model', model,
+                        '--size', str(size), '--rounds', str(rounds)], capture_output=True, text=True, check=False,
+                       env={**os.environ, 'JAX_NUM_CPU_DEVICES': '1'})
+  if out.returncode:
+    raise RuntimeError(f'the inference bench failed:\n{out.stderr[-2000:]}')
+  found = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{')]
+  speeds = lambda name, batch: [r['images_per_s'] for r in found
+                                if r['runtime'] == name and r['batch'] == batch]
+  batches = sorted({r['batch'] for r in found})
+  reference = bench_inference.RUNTIMES[0]
+  lines = ['| runtime | ' + ' | '.join(f'batch {b}: img/s, median [min–max] | batch {b}: vs '
+                                       f'{reference}' for b in batches) + ' |',
+           '|---|' + '---|---|' * len(batches)]
+  for name in bench_inference.RUNTIMES:
+    cells = []
+    for b in batches:
+      values = speeds(name, b)
+      cells.append(f'{statistics.median(values):.1f} [{min(values):.1f}–{max(values):.1f}]')
+      cells.append('—' if name == reference else
+                   rounds_lib.cell(rounds_lib.ratio(values, speeds(reference, b))))
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  print('\n'.join(lines), flush=True)
+  return lines
+
+
 def machine() -> str:
   import torch  # pylint: disable=import-outside-toplevel
   return (f'{describe()}, {len(jax.devices())} x {jax.devices()[0].platform} device(s); jax '
@@ -327,6 +358,18 @@ def main(args) -> None:
        'One layer\'s forward and backward (input and kernel gradients), median ms: what '
        'research/models/layers.py computes on CPU, XLA\'s own convolution, and PyTorch. On '
        'other backends the XLA convolution is used.', lambda: formulations(args.steps)),
+      ('inference', 'Inference: JAX, ONNX float32 and int8, PyTorch eager',
+       f'EfficientNet-Lite0 at 224 px with a one-logit head (the main config\'s network), '
+       f'uint8 images in and probabilities out with the normalisation inside, in {args.rounds} '
+       'alternating rounds in one process (research/bench/inference.py; each round measures '
+       'every runtime warm, one after the other: the median of 10 calls at batch 1, 3 at batch '
+       '32, after 2 warm-up calls): this project\'s JAX model as `predict` runs it, its '
+       '`./run.sh export` ONNX file in onnxruntime, the same file quantized to int8 '
+       '(`--quantize int8`: QDQ, weights per channel), and PyTorch eager on the same '
+       'architecture (efficientnet_lite_pytorch; eval mode, channels-last, inference mode), '
+       'all cores each. Ratio = runtime / PyTorch eager per round: the median with a 90% '
+       'bootstrap interval over the rounds; "within noise" where it includes 1.',
+       lambda: inference(args.rounds)),
       ('pipeline', 'Input pipeline',
        'ELPV\'s 300 x 300 greyscale PNGs decoded, resized to 224 and augmented (rotation 40, '
        'shear 0.2, zoom 0.2, flip), batch 20. Larger images decode slower: measure your own '

@@ -259,7 +259,7 @@ def run_bench(args) -> None:
   bench.main(args)
 
 
-BENCH_SECTIONS = 'side,e2e,devices,loop,bf16,compile,cache,layers,pipeline'
+BENCH_SECTIONS = 'side,e2e,devices,loop,bf16,compile,cache,layers,inference,pipeline'
 
 
 def add_bench_arguments(parser) -> None:
@@ -269,6 +269,9 @@ def add_bench_arguments(parser) -> None:
   parser.add_argument('--steps', type=int, default=5, help='timed steps per measurement')
   parser.add_argument('--epochs', type=int, default=3,
                       help='epochs of the feature-cache and end-to-end runs')
+  parser.add_argument('--rounds', type=int, default=5,
+                      help='alternating rounds of the inference section (every runtime once '
+                      'per round)')
   parser.add_argument('--out', default='BENCHMARKS.md', help='the file written')
   parser.add_argument('--sections', default=BENCH_SECTIONS, metavar='S,S,...',
                       help=f'which sections to measure (the others stay as they are in the '
@@ -434,7 +437,8 @@ COMMANDS = {
              f'CONFIG.py[:VARIANT] --trials N {OVERRIDES} [--out DIR] | ./run.sh tune --resume '
              f'TUNE_DIR [--trials N]', add_tune, run_tune, True),
     'bench': ('this project beside PyTorch and more -> BENCHMARKS.md',
-              '[--rows I,J,...] [--steps N] [--epochs N] [--sections S,...] [--out FILE] '
+              '[--rows I,J,...] [--steps N] [--epochs N] [--rounds N] [--sections S,...] '
+              '[--out FILE] '
               '[--accelerator] [--smoke]', add_bench_arguments,
               run_bench, False),
 }
