@@ -70,5 +70,6 @@ def test_the_notebook_runs_on_a_tiny_config(tiny, tmp_path):
   assert not [o for o in outputs if o.output_type == 'error']
   text = ''.join(o.get('text', '') for o in outputs)
   assert 'test accuracy ' in text and 'smallest detectable difference' in text
+  assert '| onnx | `model.onnx` |' in text and '| 100.00% |' in text  # exported, parity shown
   assert sum('image/png' in o.get('data', {}) for o in outputs) == 5  # 4 figures, Grad-CAM
   assert len(list((tmp_path / 'checkpoints').iterdir())) == 1
