@@ -56,12 +56,12 @@ def steps_saved(run_dir: Path) -> list[int]:
       directory.exists()) else []
 
 
-def kill_at(cmd, when: str, step: int) -> None:
+def kill_at(cmd, when: str, step: int, env: dict | None = None) -> None:
   """Runs `cmd` (a research.cli.main command line) so that it dies by SIGKILL `when`
   ('during' or 'after') the checkpoint of `step` is written (see killed_in_save.py)."""
   proc = subprocess.run(
       [sys.executable, str(ROOT / 'tests' / 'killed_in_save.py'), *cmd[3:]], cwd=ROOT,
-      env={**os.environ, 'KILL_AT': f'{when}:{step}', 'PYTHONPATH': str(ROOT)},
+      env={**os.environ, **(env or {}), 'KILL_AT': f'{when}:{step}', 'PYTHONPATH': str(ROOT)},
       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
   assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
 
@@ -107,6 +107,30 @@ def test_killed_at_several_points_and_resumed_equals_uninterrupted(folder, tmp_p
   assert (best_b.checkpoint, best_b.epoch) == (best_a.checkpoint, best_a.epoch)
   for path, value in flat(best_a.variables['params']).items():
     assert np.array_equal(np.asarray(value), np.asarray(flat(best_b.variables['params'])[path]))
+
+
+def test_on_two_devices_a_run_repeats_and_a_killed_run_resumes_bit_identically(folder, tmp_path):
+  """./run.sh's default setup, every core a CPU device and the batch split over them (batch
+  8: two devices of 4 images): two uninterrupted runs end bit-identical, and a run killed
+  mid-epoch 2 and resumed ends bit-identical to them."""
+  two = {**os.environ, 'JAX_NUM_CPU_DEVICES': '2', 'PYTHONPATH': str(ROOT)}
+  args = ['--config.batch_size=8', '--config.num_epochs=2']  # 2 steps an epoch
+  runs = {name: tmp_path / name for name in ('first', 'again', 'killed')}
+  for name in ('first', 'again'):
+    out = subprocess.run(command(folder, runs[name], *args), cwd=ROOT, env=two, check=True,
+                         capture_output=True, text=True).stdout
+    assert '2 cpu device(s)' in out and 'steps/epoch of 8' in out
+  kill_at(command(folder, runs['killed'], *args), 'after', 3, env={'JAX_NUM_CPU_DEVICES': '2'})
+  assert max(steps_saved(runs['killed'])) == 3
+  subprocess.run(command(folder, runs['killed'], *args, '--resume', str(runs['killed'])),
+                 cwd=ROOT, env=two, check=True, capture_output=True)
+  states = {name: train_state(run) for name, run in runs.items()}
+  for other in ('again', 'killed'):
+    for (path, x), (_, y) in zip(jax.tree.leaves_with_path(states['first']),
+                                 jax.tree.leaves_with_path(states[other])):
+      assert np.array_equal(np.asarray(x), np.asarray(y)), (other, jax.tree_util.keystr(path))
+    assert history(runs['first']) == history(runs[other])
+  assert int(states['first'].step) == 4
 
 
 def test_a_file_killed_mid_write_keeps_what_it_held(tmp_path, monkeypatch):
