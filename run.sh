@@ -23,6 +23,18 @@ if [ ! -f "$STAMP" ]; then
   rm -f "$VENV"/.installed-* && touch "$STAMP"
 fi
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3
+if [ "${1:-}" = export ] || [ "${1:-}" = test ]; then
+  # LiteRT export (and its tests): TensorFlow on first use, --no-deps (see pyproject.toml)
+  TFLITE_STAMP="$VENV/.tflite-$(cat pyproject.toml run.sh | sha256sum | cut -c1-16)"
+  if [ ! -f "$TFLITE_STAMP" ]; then
+    echo "installing TensorFlow for the LiteRT export (once; about 1.4 GB)..." >&2
+    { "$VENV/bin/pip" install --disable-pip-version-check -e '.[tflite]' &&
+      "$VENV/bin/pip" install --disable-pip-version-check --no-deps tensorflow-cpu==2.21.0
+    } >> "$VENV/install.log" 2>&1 || { tail -n 20 "$VENV/install.log" >&2
+      echo "could not install TensorFlow 2.21.0; full log: $VENV/install.log" >&2; exit 1; }
+    rm -f "$VENV"/.tflite-* && touch "$TFLITE_STAMP"
+  fi
+fi
 if [ "${1:-}" = bench ] && [[ " $* " == *" --accelerator "* ]]; then
   # the CUDA build of the pinned jax, for the GPU check (needs the network, or wheels that
   # pip finds through PIP_FIND_LINKS)

@@ -1,5 +1,6 @@
 """./run.sh export: the classifier as files that run without this repository, parity proved
 on the run's test images at export time; a failed parity leaves nothing that looks valid."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from helpers import make_folder
 from research.cli.main import main
 from research.experiment import export
 from research.experiment.run import restore
-from research.export import graph, onnx
+from research.export import graph
 from research.models import Task, create_model
 from research.models.layers import portable_formulations
 from test_kill_resume import ROOT
@@ -78,31 +79,43 @@ def test_a_failed_parity_writes_nothing(trained_run, tmp_path, monkeypatch, caps
 def test_an_unknown_format_is_named(trained_run, capsys):
   assert main(['export', str(trained_run), '--format', 'pickle']) == 2
   assert capsys.readouterr().err.startswith('error: --format pickle: choose from stablehlo, '
-                                            'onnx or all')
+                                            'onnx, tflite or all')
 
 
-def test_a_format_whose_packages_are_missing_names_the_fix(trained_run, monkeypatch, capsys):
-  monkeypatch.setattr(onnx, 'installed', lambda: False)
-  assert main(['export', str(trained_run), '--format', 'onnx']) == 2
+def test_a_format_whose_packages_are_missing_names_the_fix(trained_run, tmp_path, monkeypatch,
+                                                           capsys):
+  monkeypatch.setitem(export.ALL, 'tflite', dataclasses.replace(export.ALL['tflite'],
+                                                                installed=lambda: False))
+  assert main(['export', str(trained_run), '--format', 'tflite']) == 2
   assert capsys.readouterr().err == (
-      "error: --format onnx needs packages that are not installed: ./run.sh installs it on "
-      "first use; with pip: pip install -e '.[export]' && pip install --no-deps "
-      "jax2onnx==0.17.1\n")
+      "error: --format tflite needs packages that are not installed: ./run.sh export "
+      "installs it on first use; with pip: pip install -e '.[tflite]' && pip install "
+      "--no-deps tensorflow-cpu==2.21.0\n")
+  # 'all': the installed ones, and a line for the others
+  assert main(['export', str(trained_run), '--format', 'all', '--out', str(tmp_path)]) == 0
+  assert capsys.readouterr().out.splitlines()[1].startswith(
+      'tflite: skipped, its packages are not installed: ./run.sh export installs it')
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      'export.md', 'model.json', 'model.onnx', 'model.stablehlo']
 
 
 def test_all_formats_export_with_parity_on_every_test_image(trained_run, tmp_path, capsys):
   out = tmp_path / 'all'
   assert main(['export', str(trained_run), '--out', str(out)]) == 0
   assert sorted(p.name for p in out.iterdir()) == [
-      'export.md', 'model.json', 'model.onnx', 'model.stablehlo']
+      'export.md', 'model.json', 'model.onnx', 'model.stablehlo', 'model.tflite']
   lines = capsys.readouterr().out.splitlines()
-  assert lines[2].startswith('onnx: model.onnx (') and (
-      'top-1 agreement 100.00% on 6 test images' in lines[2])
+  for line, name in zip(lines[1:4], ('stablehlo', 'onnx', 'tflite')):
+    assert line.startswith(f'{name}: model.{name} (') and (
+        'top-1 agreement 100.00% on 6 test images' in line)
   model = json.loads((out / 'model.json').read_text())
-  assert model['files'] == {'stablehlo': 'model.stablehlo', 'onnx': 'model.onnx'}
+  assert model['files'] == {'stablehlo': 'model.stablehlo', 'onnx': 'model.onnx',
+                            'tflite': 'model.tflite'}
   table = (out / 'export.md').read_text()
   assert '| onnx | `model.onnx` |' in table and 'onnxruntime 1.32.0 (CPUExecutionProvider), ' \
       'opset 23 | 100.00% |' in table
+  assert '| tflite | `model.tflite` |' in table and 'ai-edge-litert 2.3.0 (converted by ' \
+      'TensorFlow 2.21.0) | 100.00% |' in table
 
 
 def test_parity_measures_top1_and_the_largest_difference():
@@ -131,19 +144,25 @@ def test_the_stablehlo_example_classifies_as_predict_without_this_code(trained_r
                              np.array([r[2:] for r in ours[1:]], float), atol=1e-4)
 
 
-def test_the_onnx_example_classifies_as_predict_without_jax(trained_run, tmp_path):
-  """examples/classify_onnx.py on an NCHW export, in a process where neither jax nor
-  `research` can be imported, gives ./run.sh predict's classes and probabilities."""
-  assert main(['export', str(trained_run), '--format', 'onnx', '--layout', 'nchw',
+@pytest.mark.parametrize('name,layout,blocked', [
+    ('onnx', 'nchw', ('jax',)), ('tflite', 'nhwc', ('jax', 'tensorflow'))])
+def test_each_example_classifies_as_predict_without_jax(trained_run, tmp_path, name, layout,
+                                                        blocked):
+  """examples/classify_<format>.py, in a process where neither jax nor `research` (nor
+  TensorFlow, for LiteRT) can be imported, gives ./run.sh predict's classes and
+  probabilities."""
+  assert main(['export', str(trained_run), '--format', name, '--layout', layout,
                '--out', str(tmp_path / 'export')]) == 0
   model = json.loads((tmp_path / 'export' / 'model.json').read_text())
-  assert model['input']['shape'] == ['batch', 3, 32, 32] and model['input']['layout'] == 'NCHW'
+  assert model['input']['layout'] == layout.upper() and model['input']['shape'] == (
+      ['batch', 3, 32, 32] if layout == 'nchw' else ['batch', 32, 32, 3])
   folder = trained_run.parent / 'images' / 'bright'
   assert main(['predict', str(trained_run), str(folder), '--out', str(tmp_path / 'p.csv')]) == 0
-  blocked = ('import runpy, sys; sys.modules["research"] = sys.modules["jax"] = None; '
-             'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")')
-  out = subprocess.run([sys.executable, '-c', blocked, str(ROOT / 'examples' /
-                        'classify_onnx.py'), str(tmp_path / 'export'), str(folder)],
+  block = ''.join(f'sys.modules["{m}"] = ' for m in ('research', *blocked))
+  script = (f'import runpy, sys; {block}None; sys.argv = sys.argv[1:]; '
+            'runpy.run_path(sys.argv[0], run_name="__main__")')
+  out = subprocess.run([sys.executable, '-c', script, str(ROOT / 'examples' /
+                        f'classify_{name}.py'), str(tmp_path / 'export'), str(folder)],
                        check=True, capture_output=True, text=True, cwd=tmp_path).stdout
   rows = lambda text: [line.split(',') for line in text.strip().splitlines()]
   theirs, ours = rows(out), rows((tmp_path / 'p.csv').read_text())
@@ -174,9 +193,11 @@ def scaled_variables(model, size: int, seed: int = 0) -> dict:
           for k in ('params', 'batch_stats') if k in shapes}
 
 
-def assert_onnx_matches(name: str, size: int, classes: int, pooling='avg', hidden=()):
-  """The ONNX export (portable formulations, onnxruntime) against the JAX model as predict
-  runs it here (the CPU formulations), on 6 random images, batch dynamic (4 then 2)."""
+def assert_export_matches(fmt: str, name: str, size: int, classes: int, pooling='avg',
+                          hidden=()):
+  """A format's export (portable formulations, its runtime) against the JAX model as
+  predict runs it here (the CPU formulations), on 6 random images, batch dynamic (4 then
+  2)."""
   task = Task(classes)
   model = create_model(ml_collections.ConfigDict(dict(
       name=name, pooling=pooling, hidden=hidden, dropout=0.2, dtype='float32')), task.outputs)
@@ -184,8 +205,8 @@ def assert_onnx_matches(name: str, size: int, classes: int, pooling='avg', hidde
   images = np.random.default_rng(1).integers(0, 256, (6, size, size, 3), np.uint8)
   expected = np.asarray(jax.jit(serve)(images))
   with portable_formulations():
-    data = onnx.export(serve, (size, size, 3))
-  classify = onnx.load(data)
+    data = export.ALL[fmt].export(serve, (size, size, 3))
+  classify = export.ALL[fmt].load(data)
   got = np.concatenate([classify(images[:4]), classify(images[4:])])
   assert got.shape == (6, classes) and got.dtype == np.float32
   np.testing.assert_allclose(got, expected, atol=graph.FLOAT32_BOUND)
@@ -201,43 +222,57 @@ FAMILIES = [('simple_cnn', 32, 2, 'flatten', (16,)), ('mobilenet_v1', 32, 4, 'av
             ('googlenet', 32, 2, 'avg', ()), ('inception_v3', 75, 4, 'avg', ())]
 
 
+NASNET = ('nasnet_mobile', 32, 4, 'avg', ())
+TFLITE_IN_CI = ('simple_cnn', 'mobilenet_v2', 'efficientnet_lite0')  # both tasks, both heads
+
+
 @pytest.mark.parametrize('name,size,classes,pooling,hidden', FAMILIES,
                          ids=[f[0] for f in FAMILIES])
 def test_every_family_exports_to_onnx_with_parity(name, size, classes, pooling, hidden):
-  assert_onnx_matches(name, size, classes, pooling, hidden)
+  assert_export_matches('onnx', name, size, classes, pooling, hidden)
+
+
+@pytest.mark.parametrize('name,size,classes,pooling,hidden', [
+    pytest.param(*f, marks=[] if f[0] in TFLITE_IN_CI else [pytest.mark.slow])
+    for f in [*FAMILIES, NASNET]], ids=[f[0] for f in [*FAMILIES, NASNET]])
+def test_every_family_exports_to_tflite_with_parity(name, size, classes, pooling, hidden):
+  assert_export_matches('tflite', name, size, classes, pooling, hidden)
 
 
 @pytest.mark.slow
 def test_nasnet_exports_to_onnx_with_parity():
   """jax2onnx 0.17.1's transpose pass takes ~5 minutes on NASNetMobile's graph."""
-  assert_onnx_matches('nasnet_mobile', 32, 4)
+  assert_export_matches('onnx', *NASNET)
 
 
 def test_int8_is_scored_against_float32_on_the_same_test_images(trained_run, tmp_path, capsys):
   out = tmp_path / 'q'
-  assert main(['export', str(trained_run), '--format', 'onnx', '--quantize', 'int8',
+  assert main(['export', str(trained_run), '--format', 'onnx,tflite', '--quantize', 'int8',
                '--out', str(out)]) == 0
   assert sorted(p.name for p in out.iterdir()) == [
-      'export.md', 'model.int8.onnx', 'model.json', 'model.onnx']
-  int8 = json.loads((out / 'model.json').read_text())['int8']
+      'export.md', 'model.int8.onnx', 'model.int8.tflite', 'model.json', 'model.onnx',
+      'model.tflite']
   trained = restore(trained_run)
   labels = np.array([label for _, label in trained.split['test']])
   images = export.test_arrays(trained)
-  right = lambda name: onnx.load((out / name).read_bytes())(images).argmax(-1) == labels
   report = json.loads((trained_run / 'report.json').read_text())
-  assert int8['accuracy_float'] == pytest.approx(report['accuracy'])
-  assert int8['accuracy_float'] == right('model.onnx').mean()
-  assert int8['accuracy_int8'] == right('model.int8.onnx').mean()
-  assert int8['change']['difference'] == pytest.approx(int8['accuracy_int8'] -
-                                                       int8['accuracy_float'])
-  assert int8['calibration_images'] == len(trained.split['train'])  # all, fewer than 256
-  assert int8['bytes'] < int8['float_bytes']
-  line = capsys.readouterr().out.splitlines()[2]
-  assert line.startswith('onnx int8: model.int8.onnx (') and 'McNemar p = ' in line
-  assert '## int8' in (out / 'export.md').read_text()
+  lines = capsys.readouterr().out.splitlines()
+  for name, int8 in json.loads((out / 'model.json').read_text())['int8'].items():
+    right = lambda file: export.ALL[name].load((out / file).read_bytes())(
+        images).argmax(-1) == labels
+    assert int8['accuracy_float'] == pytest.approx(report['accuracy'])
+    assert int8['accuracy_float'] == right(f'model.{name}').mean()
+    assert int8['accuracy_int8'] == right(f'model.int8.{name}').mean()
+    assert int8['change']['difference'] == pytest.approx(int8['accuracy_int8'] -
+                                                         int8['accuracy_float'])
+    assert int8['calibration_images'] == len(trained.split['train'])  # all, fewer than 256
+    assert int8['bytes'] < int8['float_bytes']
+    assert any(line.startswith(f'{name} int8: model.int8.{name} (') and 'McNemar p = ' in line
+               for line in lines)
+    assert f'## {name} int8' in (out / 'export.md').read_text()
 
 
-def test_quantize_needs_the_onnx_format(trained_run, capsys):
+def test_quantize_needs_a_format_that_has_int8(trained_run, capsys):
   assert main(['export', str(trained_run), '--format', 'stablehlo', '--quantize', 'int8']) == 2
-  assert capsys.readouterr().err == ('error: --quantize int8 quantizes the ONNX model: add '
-                                     '--format onnx (or all)\n')
+  assert capsys.readouterr().err == ('error: --quantize int8 quantizes the ONNX and LiteRT '
+                                     'models: add --format onnx, tflite or all\n')

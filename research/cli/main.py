@@ -194,10 +194,10 @@ def run_export(args) -> None:
   trained = restored(args)
   names = export.requested(args.format)
   out = Path(args.out or Path(args.run) / 'export')
-  export.export(trained, out, names, layout=args.layout.upper(), quantize=args.quantize)
+  results = export.export(trained, out, names, layout=args.layout.upper(),
+                          quantize=args.quantize)
   print(f'export:  {out}/export.md (model.json, ' + ', '.join(
-      [f'model{export.ALL[n].suffix}' for n in names]
-      + (['model.int8.onnx'] if args.quantize else [])) + ')')
+      r['file'] for r in results.values()) + ')')
 
 
 def run_probe(args) -> None:
@@ -350,12 +350,14 @@ def add_predict(p) -> None:
 def add_export(p) -> None:
   p.add_argument('run', metavar='RUN_DIR')
   p.add_argument('--format', default='all', metavar='FORMAT[,FORMAT]|all',
-                 help='stablehlo (jax.export), onnx (jax2onnx, run by onnxruntime), or all')
+                 help='stablehlo (jax.export), onnx (jax2onnx, run by onnxruntime), tflite (jax2tf '
+                 'and the TFLite converter, run by LiteRT), or all (the installed ones)')
   p.add_argument('--layout', default='NHWC', metavar='NHWC|NCHW',
                  help='the input images\' layout (NCHW: channels first, as PyTorch users '
                       'expect); default NHWC')
-  p.add_argument('--quantize', metavar='int8', help='also model.int8.onnx (onnxruntime static '
-                 'quantization calibrated on train images) and its measured accuracy change')
+  p.add_argument('--quantize', metavar='int8', help='also model.int8.onnx and model.int8.tflite '
+                 '(post-training quantization calibrated on train images) and their measured '
+                 'accuracy change')
   p.add_argument('--out', metavar='DIR', help='default: RUN_DIR/export')
   add_checkpoint(p)
 

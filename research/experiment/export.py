@@ -23,7 +23,7 @@ from research.data import load_image
 from research.errors import UserError
 from research.evaluate import stats
 from research.evaluate.run import stored_temperature
-from research.export import graph, onnx, stablehlo
+from research.export import graph, onnx, stablehlo, tflite
 from research.models import get_spec, input_size
 from research.models.layers import portable_formulations
 
@@ -39,24 +39,35 @@ class ExportError(UserError, RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Format:
   """export(fn, input shape without the batch) -> bytes; load(bytes) -> a function from
-  images to probabilities in the format's own runtime, described by runtime()."""
+  images to probabilities in the format's own runtime, described by runtime();
+  quantize(fn, shape, float bytes, calibration images) -> int8 bytes, where the format has
+  one; installed() and, if not, the line that says how."""
   suffix: str
   export: object
   load: object
   runtime: object
+  quantize: object = None
+  installed: object = lambda: True
+  install: str = ''
 
 
-ALL = {'stablehlo': Format(stablehlo.SUFFIX, stablehlo.export, stablehlo.load,
-                           stablehlo.runtime),
-       'onnx': Format(onnx.SUFFIX, onnx.export, onnx.load, onnx.runtime)}
-MISSING = {'onnx': lambda: not onnx.installed()}
-INSTALL = {'onnx': "./run.sh installs it on first use; with pip: pip install -e '.[export]' "
-                   "&& pip install --no-deps jax2onnx==0.17.1"}
+ALL = {
+    'stablehlo': Format(stablehlo.SUFFIX, stablehlo.export, stablehlo.load, stablehlo.runtime),
+    'onnx': Format(onnx.SUFFIX, onnx.export, onnx.load, onnx.runtime,
+                   lambda fn, shape, data, calibration: onnx.quantize(data, calibration),
+                   onnx.installed, "./run.sh installs it on first use; with pip: pip install "
+                   "-e '.[export]' && pip install --no-deps jax2onnx==0.17.1"),
+    'tflite': Format(tflite.SUFFIX, tflite.export, tflite.load, tflite.runtime,
+                     lambda fn, shape, data, calibration: tflite.convert(fn, shape, calibration),
+                     tflite.installed, "./run.sh export installs it on first use; with pip: "
+                     "pip install -e '.[tflite]' && pip install --no-deps "
+                     "tensorflow-cpu==2.21.0"),
+}
 
 
 def formats() -> dict[str, Format]:
-  """The formats this installation can write (ONNX with the export extra)."""
-  return {name: f for name, f in ALL.items() if not MISSING.get(name, lambda: False)()}
+  """The formats this installation can write."""
+  return {name: f for name, f in ALL.items() if f.installed()}
 
 
 def code_version() -> str:
@@ -113,9 +124,15 @@ def test_arrays(trained, limit: int | None = None) -> np.ndarray:
   return np.stack([load_image(path, input_size(trained.config)) for path, _ in records])
 
 
-def requested(formats_arg: str) -> list[str]:
-  """`--format`'s value as format names: 'all', or names separated by commas."""
-  return list(ALL) if formats_arg == 'all' else formats_arg.split(',')
+def requested(formats_arg: str, log=print) -> list[str]:
+  """`--format`'s value as format names: names separated by commas, or 'all': every format
+  whose packages are installed (a line for each that is not, and how to install it)."""
+  if formats_arg != 'all':
+    return formats_arg.split(',')
+  for name, fmt in ALL.items():
+    if not fmt.installed():
+      log(f'{name}: skipped, its packages are not installed: {fmt.install}')
+  return list(formats())
 
 
 def check_formats(names: list[str]) -> None:
@@ -123,9 +140,9 @@ def check_formats(names: list[str]) -> None:
   for name in names:
     if name not in ALL:
       raise ExportError(f'--format {name}: choose from {", ".join(ALL)} or all')
-    if name not in formats():
+    if not ALL[name].installed():
       raise ExportError(f'--format {name} needs packages that are not installed: '
-                        f'{INSTALL[name]}')
+                        f'{ALL[name].install}')
 
 
 def batches(fn, arrays: np.ndarray, batch: int) -> np.ndarray:
@@ -144,43 +161,50 @@ def latency_ms(fn, image: np.ndarray, repeats: int = 20) -> float:
   return float(np.median(times) * 1e3)
 
 
-def quantize_onnx(trained, data: bytes, arrays: np.ndarray, expected: np.ndarray,
-                  layout: str, log) -> tuple[bytes, dict]:
-  """model.onnx as int8 (calibrated on CALIBRATION_IMAGES train images), scored on the
-  test images beside the float model: the accuracy change paired on the same images (95%
-  bootstrap interval, McNemar), agreement, size and batch-1 latency of both."""
+METHODS = {'onnx': 'onnxruntime quantize_static: QDQ, weights int8 per channel, activations '
+                   'uint8, min-max calibration',
+           'tflite': 'TFLite converter post-training quantization (Optimize.DEFAULT with a '
+                     'representative dataset): weights and activations int8 where TFLite has '
+                     'int8 kernels, float elsewhere; input uint8, output float32'}
+
+
+def calibration_images(trained, layout: str) -> np.ndarray:
+  """CALIBRATION_IMAGES train images (a seeded draw; all if fewer), as the model takes them."""
   train = trained.split['train']
   chosen = np.sort(np.random.default_rng(0).choice(
       len(train), min(CALIBRATION_IMAGES, len(train)), replace=False))
-  calibration = np.stack([load_image(train[i][0], input_size(trained.config)) for i in chosen])
-  if layout == 'NCHW':
-    calibration = calibration.transpose(0, 3, 1, 2)
-  began = time.time()
-  quantized = onnx.quantize(data, calibration)
-  seconds = time.time() - began
-  float_fn, int8_fn = onnx.load(data), onnx.load(quantized)
+  images = np.stack([load_image(train[i][0], input_size(trained.config)) for i in chosen])
+  return images.transpose(0, 3, 1, 2) if layout == 'NCHW' else images
+
+
+def quantized(trained, name: str, quantized_data: bytes, data: bytes, arrays: np.ndarray,
+              expected: np.ndarray, calibration: int, log) -> dict:
+  """An int8 file scored on the test images beside the float model: the accuracy change
+  paired on the same images (95% bootstrap interval, McNemar), agreement, size and batch-1
+  latency of both in the format's runtime."""
+  fmt = ALL[name]
+  float_fn, int8_fn = fmt.load(data), fmt.load(quantized_data)
   got = batches(int8_fn, arrays, trained.config.batch_size)
   labels = np.array([label for _, label in trained.split['test'][:len(arrays)]])
   right_float, right_int8 = expected.argmax(-1) == labels, got.argmax(-1) == labels
   change = stats.compare(right_int8, right_float)
-  result = {'file': 'model.int8.onnx', 'bytes': len(quantized), 'float_bytes': len(data),
-            'calibration_images': len(chosen), 'quantize_seconds': seconds,
-            'method': 'onnxruntime quantize_static: QDQ, weights int8 per channel, '
-                      'activations uint8, min-max calibration',
-            'images': len(arrays), 'accuracy_float': float(right_float.mean()),
+  result = {'file': f'model.int8{fmt.suffix}', 'bytes': len(quantized_data),
+            'float_bytes': len(data), 'calibration_images': calibration,
+            'method': METHODS[name], 'images': len(arrays),
+            'accuracy_float': float(right_float.mean()),
             'accuracy_int8': float(right_int8.mean()), 'change': change,
             'top1_agreement': float((got.argmax(-1) == expected.argmax(-1)).mean()),
             'max_abs_diff': float(np.abs(got - expected).max()),
             'latency_ms_batch1': {'float32': latency_ms(float_fn, arrays[0]),
                                   'int8': latency_ms(int8_fn, arrays[0])}}
   low, high = change['interval']
-  log(f'onnx int8: {result["file"]} ({len(quantized) / 2**20:.1f} MiB, float32 '
+  log(f'{name} int8: {result["file"]} ({len(quantized_data) / 2**20:.1f} MiB, float32 '
       f'{len(data) / 2**20:.1f} MiB), test accuracy {result["accuracy_int8"]:.4f} vs '
       f'{result["accuracy_float"]:.4f}: {change["difference"]:+.4f} [{low:+.4f}, {high:+.4f}], '
       f'McNemar p = {change["mcnemar"]["p"]:.3g}: {change["verdict"]}; top-1 agreement '
       f'{result["top1_agreement"]:.2%}; batch-1 latency {result["latency_ms_batch1"]["int8"]:.1f}'
       f' ms vs {result["latency_ms_batch1"]["float32"]:.1f} ms')
-  return quantized, result
+  return result
 
 
 def export(trained, out: Path, names: list[str], log=print, images: int | None = None,
@@ -196,9 +220,9 @@ def export(trained, out: Path, names: list[str], log=print, images: int | None =
     raise ExportError(f'--layout {layout}: choose from {", ".join(LAYOUTS)}')
   if quantize is not None and quantize not in QUANTIZE:
     raise ExportError(f'--quantize {quantize}: choose from {", ".join(QUANTIZE)}')
-  if quantize and 'onnx' not in names:
-    raise ExportError(f'--quantize {quantize} quantizes the ONNX model: add --format onnx '
-                      f'(or all)')
+  if quantize and not any(ALL[n].quantize for n in names):
+    raise ExportError(f'--quantize {quantize} quantizes the ONNX and LiteRT models: add '
+                      f'--format onnx, tflite or all')
   fitted = stored_temperature(trained) if trained.config.evaluation.temperature_scaling else None
   temperature = fitted['temperature'] if fitted else None
   serve = graph.serving_fn(trained.model, trained.task, trained.variables, temperature,
@@ -209,7 +233,8 @@ def export(trained, out: Path, names: list[str], log=print, images: int | None =
   if layout == 'NCHW':
     arrays = arrays.transpose(0, 3, 1, 2)
   size = input_size(trained.config)
-  results, staged = {}, Path(tempfile.mkdtemp(prefix='.export-', dir=out.parent))
+  results, int8, calibration = {}, {}, None
+  staged = Path(tempfile.mkdtemp(prefix='.export-', dir=out.parent))
   try:
     for name in names:
       fmt, began = ALL[name], time.time()
@@ -228,27 +253,30 @@ def export(trained, out: Path, names: list[str], log=print, images: int | None =
                           f'agreement {result["top1_agreement"]:.2%}, largest difference '
                           f'{result["max_abs_diff"]:.2e}): nothing was written to {out}')
       (staged / result['file']).write_bytes(data)
-      if name == 'onnx' and quantize:
-        quantized, results['onnx_int8'] = quantize_onnx(trained, data, arrays, expected,
-                                                        layout, log)
-        (staged / results['onnx_int8']['file']).write_bytes(quantized)
+      if quantize and fmt.quantize:
+        if calibration is None:
+          calibration = calibration_images(trained, layout)
+        with portable_formulations():
+          int8_data = fmt.quantize(serve, shape(size, layout), data, calibration)
+        int8[name] = quantized(trained, name, int8_data, data, arrays, expected,
+                               len(calibration), log)
+        (staged / int8[name]['file']).write_bytes(int8_data)
     model = describe(trained, temperature, len(arrays), layout)
-    (staged / 'model.json').write_text(json.dumps({**model, 'files': {
-        n: r['file'] for n, r in results.items()}, **({'int8': results['onnx_int8']}
-                                                       if quantize else {})}, indent=1))
-    (staged / 'export.md').write_text(markdown(trained, results, model))
+    files = {n: r['file'] for n, r in results.items()}
+    (staged / 'model.json').write_text(json.dumps({**model, 'files': files, **(
+        {'int8': int8} if int8 else {})}, indent=1))
+    (staged / 'export.md').write_text(markdown(trained, results, model, int8))
     out.mkdir(parents=True, exist_ok=True)
     for path in staged.iterdir():
       path.replace(out / path.name)
   finally:
     shutil.rmtree(staged, ignore_errors=True)
-  return results
+  return {**results, **{f'{n}_int8': r for n, r in int8.items()}}
 
 
-def markdown(trained, results: dict, model: dict) -> str:
+def markdown(trained, results: dict, model: dict, int8: dict) -> str:
   rows = [f'| {n} | `{r["file"]}` | {r["bytes"] / 2**20:.1f} MiB | {r["runtime"]} | '
-          f'{r["top1_agreement"]:.2%} | {r["max_abs_diff"]:.2e} |' for n, r in results.items()
-          if n != 'onnx_int8']
+          f'{r["top1_agreement"]:.2%} | {r["max_abs_diff"]:.2e} |' for n, r in results.items()]
   return '\n'.join([
       f'# {trained.run_dir.name}: exported', '',
       f'Weights of epoch {trained.epoch} ({trained.checkpoint}); input '
@@ -259,20 +287,18 @@ def markdown(trained, results: dict, model: dict) -> str:
       f'against the JAX model on the same uint8 images (top-1 agreement must be 100%, the '
       f'largest probability difference at most {graph.FLOAT32_BOUND:g}).', '',
       '| format | file | size | run by | top-1 agreement | largest difference |',
-      '|---|---|---|---|---|---|', *rows, '', *quantized_markdown(results.get('onnx_int8'))]
-  ) + '\n'
+      '|---|---|---|---|---|---|', *rows, '',
+      *(line for n, r in int8.items() for line in quantized_markdown(n, r))]) + '\n'
 
 
-def quantized_markdown(result: dict | None) -> list[str]:
-  if not result:
-    return []
+def quantized_markdown(name: str, result: dict) -> list[str]:
   change, (low, high) = result['change'], result['change']['interval']
   detectable = change['detectable']
   return [
-      '## int8', '',
+      f'## {name} int8', '',
       f'`{result["file"]}`: {result["method"]}, calibrated on {result["calibration_images"]} '
       f'train images. Scored on the same {result["images"]} test images as the float32 model '
-      f'(both in onnxruntime); the change is int8 minus float32, paired (95% bootstrap over '
+      f'(latency: both in the same runtime); the change is int8 minus float32, paired (95% bootstrap over '
       f'the images, {change["resamples"]} resamples; McNemar\'s exact test).', '',
       '| model | size | test accuracy | batch-1 latency |', '|---|---|---|---|',
       f'| float32 | {result["float_bytes"] / 2**20:.1f} MiB | {result["accuracy_float"]:.4f} | '

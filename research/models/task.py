@@ -45,8 +45,8 @@ class Task:
   def probabilities(self, logits):
     """(N, num_classes) class probabilities."""
     if self.binary:
-      p = jax.nn.sigmoid(logits[:, 0])
-      return jnp.stack([1 - p, p], axis=-1)
+      p = jax.nn.sigmoid(logits)  # (N, 1); no indexing: a gather with a dynamic batch
+      return jnp.concatenate([1 - p, p], axis=-1)
     return jax.nn.softmax(logits, axis=-1)
 
   def predicted(self, logits):
