@@ -6,6 +6,7 @@ Layer names follow Keras's cells (`normal_conv_1_5`, `separable_conv_2_reduction
 average pools are 'same' and exclude the padding. BatchNorm momentum 0.9997.
 """
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from research.models.keras_layers import SeparableConv2D, Tap, batch_norm, conv, zero_pad_same
@@ -41,9 +42,12 @@ class NASNetMobile(nn.Module):
         return ip
       if p.shape[2] != ip.shape[2]:
         p = nn.relu(p)
-        p1 = conv(filters // 2, 1, f'adjust_conv_1_{block_id}')(p[:, ::2, ::2])
-        shifted = jnp.pad(p, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1:, 1:]  # pad, then crop
-        p2 = conv(filters // 2, 1, f'adjust_conv_2_{block_id}')(shifted[:, ::2, ::2])
+        # lax.slice, not numpy indexing: with a symbolic batch (export) indexing is a gather
+        every_2nd = lambda x, start=0: jax.lax.slice(
+            x, (0, start, start, 0), x.shape, (1, 2, 2, 1))
+        p1 = conv(filters // 2, 1, f'adjust_conv_1_{block_id}')(every_2nd(p))
+        padded = jnp.pad(p, ((0, 0), (0, 1), (0, 1), (0, 0)))  # pad, crop 1, then every 2nd
+        p2 = conv(filters // 2, 1, f'adjust_conv_2_{block_id}')(every_2nd(padded, 1))
         return bn(f'adjust_bn_{block_id}')(cat(p1, p2))
       if p.shape[-1] != filters:
         p = conv(filters, 1, f'adjust_conv_projection_{block_id}')(nn.relu(p))
