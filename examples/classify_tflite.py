@@ -7,6 +7,7 @@ it into your app.
 """
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def load(path: Path, size: int) -> np.ndarray:
 
 def main(export_dir: str, *inputs: str) -> None:
   model = json.loads((Path(export_dir) / 'model.json').read_text())
-  interpreter = Interpreter(model_path=str(Path(export_dir) / model['files']['tflite']))
+  interpreter = Interpreter(model_path=str(Path(export_dir) / model['files']['tflite']),
+                            num_threads=os.cpu_count())
   classify = interpreter.get_signature_runner('serving_default')
   size, channels_first = model['input']['shape'][2], model['input']['layout'] == 'NCHW'
   files = sorted(p for i in map(Path, inputs)

@@ -8,6 +8,7 @@ TensorFlow 2.21.0 is the release JAX's own CI tests jax2tf against; it is instal
 which the conversion never imports), its small pure-Python pieces and the interpreter from
 the `tflite` extra."""
 import importlib.util
+import os
 import tempfile
 from importlib import metadata
 
@@ -51,7 +52,8 @@ def load(data: bytes):
   """images -> probabilities, by the LiteRT interpreter's signature runner (which resizes
   the input to the batch given)."""
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
-  run = Interpreter(model_content=data).get_signature_runner('serving_default')
+  run = Interpreter(model_content=data, num_threads=os.cpu_count()).get_signature_runner(
+      'serving_default')
   return lambda images: run(images=images)['probabilities']
 
 
