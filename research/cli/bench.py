@@ -378,8 +378,9 @@ def main(args) -> None:
   out, wanted = Path(args.out), set(args.sections.split(','))
   kept = dict(re.findall(r'\n## ([^\n]*)\n(.*?)(?=\n## |\Z)', out.read_text(), re.S)
               ) if out.exists() else {}
-  when = f'Measured by `{command}` on {time.strftime("%Y-%m-%d")}.'
-  text = ['# Benchmarks', '', f'Machine: {machine()}.', '']
+  when = f'Measured by `{command}` on {time.strftime("%Y-%m-%d")}. Machine: {machine()}.'
+  text = ['# Benchmarks', '', 'Each section names the command, the date and the machine that '
+          'measured it: compare numbers within a section, not across sections.', '']
   for key, title, intro, measure_section in sections:
     if key in wanted:
       print(f'## {title}', flush=True)
