@@ -88,3 +88,25 @@ def test_the_inference_section_measures_four_runtimes_against_pytorch():
                       'ONNX int8 (onnxruntime)']
   assert all(re.search(r'\d\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] (faster|slower|within noise)', line)
              for line in lines[3:])
+
+
+def test_side_by_side_alternates_the_sides_round_by_round(monkeypatch):
+  calls = []
+
+  def fake(side, row, *extra, env=None):
+    calls.append((side, row))
+    speed = {'torch': 10.0, 'jax': 15.0 + len(calls) % 3}[side]
+    return {'images_per_s': speed, 'trainable': 100}
+  monkeypatch.setattr(bench, 'measure', fake)
+  lines = bench.side_by_side([0, 3], steps=1, rounds=3)
+  assert calls == [('torch', 0), ('jax', 0), ('torch', 3), ('jax', 3)] * 3
+  jax_row0 = [15.0 + n % 3 for n in (2, 6, 10)]  # calls numbered from 1: jax of row 0
+  expected = rounds.ratio(jax_row0, [10.0] * 3)
+  assert lines[2] == (f'| {ROWS[0].label} | PyTorch eager | 100 / 100 | 10.0 [10.0–10.0] | '
+                      f'{np.median(jax_row0):.1f} [{min(jax_row0):.1f}–{max(jax_row0):.1f}] | '
+                      f'{rounds.cell(expected)} |')
+  monkeypatch.setattr(bench, 'measure', lambda side, row, *extra, env=None: {
+      'images_per_s': 1.0, 'trainable': {'torch': 1, 'jax': 2}[side]})
+  with pytest.raises(RuntimeError, match='row 0: the reference trains 1 parameters, this '
+                                         'project 2: not the same work'):
+    bench.side_by_side([0], steps=1, rounds=1)

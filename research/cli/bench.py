@@ -34,20 +34,42 @@ def measure(side: str, row: int, *extra: str, env: dict | None = None) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def side_by_side(rows: list[int], steps: int) -> list[str]:
-  """Each row on both sides, in turn."""
+def spread(values: list[float]) -> str:
+  """'median [min–max]' of a side's rounds."""
+  return f'{statistics.median(values):.1f} [{min(values):.1f}–{max(values):.1f}]'
+
+
+def in_rounds(rows: list[int], sides: dict, rounds: int) -> dict:
+  """{row: {side: [images/s per round]}}: every round measures every row on every side, one
+  process at a time, in turn (side a, side b, side a, ...), so a slow minute of the machine
+  falls on both sides of a round."""
+  found = {i: {side: [] for side in sides} for i in rows}
+  for r in range(rounds):
+    for i in rows:
+      for side, run in sides.items():
+        found[i][side].append(run(i))
+      print(f'round {r + 1}/{rounds}, row {i}: ' + ', '.join(
+          f'{side} {found[i][side][-1]["images_per_s"]:.1f} img/s' for side in sides), flush=True)
+  return found
+
+
+def side_by_side(rows: list[int], steps: int, rounds: int) -> list[str]:
+  """Each row on both sides in alternating rounds; the ratio with its interval."""
+  found = in_rounds(rows, {'torch': lambda i: measure('torch', i, '--steps', str(steps)),
+                           'jax': lambda i: measure('jax', i, '--steps', str(steps))}, rounds)
   lines = ['| configuration | reference | trainable parameters: reference / this project | '
-           'reference img/s | this project img/s | ratio |', '|---|---|---|---|---|---|']
+           'reference img/s, median [min–max] | this project img/s | this project / reference '
+           '[90%] |', '|---|---|---|---|---|---|']
   for i in rows:
-    ref = measure('torch', i, '--steps', str(steps))
-    ours = measure('jax', i, '--steps', str(steps))
-    if ref['trainable'] != ours['trainable']:
-      raise RuntimeError(f'row {i}: the reference trains {ref["trainable"]:,} parameters, this '
-                         f'project {ours["trainable"]:,}: not the same work')
-    lines.append(f'| {ROWS[i].label} | {ROWS[i].reference} | {ref["trainable"]:,} / '
-                 f'{ours["trainable"]:,} | {ref["images_per_s"]:.1f} | '
-                 f'{ours["images_per_s"]:.1f} | {ours["images_per_s"] / ref["images_per_s"]:.2f} |')
-    print(lines[-1], flush=True)
+    ref, ours = found[i]['torch'], found[i]['jax']
+    if ref[0]['trainable'] != ours[0]['trainable']:
+      raise RuntimeError(f'row {i}: the reference trains {ref[0]["trainable"]:,} parameters, '
+                         f'this project {ours[0]["trainable"]:,}: not the same work')
+    speeds = lambda side: [m['images_per_s'] for m in side]
+    lines.append(f'| {ROWS[i].label} | {ROWS[i].reference} | {ref[0]["trainable"]:,} / '
+                 f'{ours[0]["trainable"]:,} | {spread(speeds(ref))} | {spread(speeds(ours))} | '
+                 f'{rounds_lib.cell(rounds_lib.ratio(speeds(ours), speeds(ref)))} |')
+  print('\n'.join(lines), flush=True)
   return lines
 
 
@@ -92,20 +114,23 @@ def end_to_end(epochs: int) -> list[str]:
   return lines
 
 
-def cpu_devices(rows: list[int], steps: int) -> list[str]:
+def cpu_devices(rows: list[int], steps: int, rounds: int) -> list[str]:
   """This project's step on one CPU device beside every core a device of its own (the
-  default: the batch split over as many as divide it, research.parallel), in turn."""
+  default: the batch split over as many as divide it, research.parallel), in alternating
+  rounds."""
   from research.parallel import dividing  # pylint: disable=import-outside-toplevel
   devices = dividing(20, os.cpu_count())
-  lines = ['| configuration | 1 device img/s | every core a device img/s | ratio |',
-           '|---|---|---|---|']
+  one_device = {**os.environ, 'JAX_NUM_CPU_DEVICES': '1'}
+  found = in_rounds(rows, {
+      'one': lambda i: measure('jax', i, '--steps', str(steps), env=one_device),
+      'every': lambda i: measure('jax', i, '--steps', str(steps))}, rounds)
+  lines = ['| configuration | 1 device img/s, median [min–max] | every core a device img/s | '
+           'every core / 1 device [90%] |', '|---|---|---|---|']
   for i in rows:
-    one = measure('jax', i, '--steps', str(steps),
-                  env={**os.environ, 'JAX_NUM_CPU_DEVICES': '1'})['images_per_s']
-    every = measure('jax', i, '--steps', str(steps))['images_per_s']
-    lines.append(f'| {ROWS[i].label} | {one:.1f} | {every:.1f} ({devices} devices) | '
-                 f'{every / one:.2f} |')
-    print(lines[-1], flush=True)
+    one, every = ([m['images_per_s'] for m in found[i][k]] for k in ('one', 'every'))
+    lines.append(f'| {ROWS[i].label} | {spread(one)} | {spread(every)} ({devices} devices) | '
+                 f'{rounds_lib.cell(rounds_lib.ratio(every, one))} |')
+  print('\n'.join(lines), flush=True)
   return lines
 
 
@@ -306,7 +331,8 @@ def main(args) -> None:
   rows = [int(i) for i in args.rows.split(',')]
   sections = [
       ('side', 'Train step, side by side',
-       'Each number is its own process, one at a time: median images/s of '
+       f'{args.rounds} alternating rounds (each round: every row, the reference then this '
+       'project); each measurement is its own process, one at a time: median images/s of '
        f'{args.steps} timed steps after 2 warm-up steps (compilation excluded), batch 20 at the '
        'model\'s input size, random inputs and initialisation, Adam, a one-logit head and '
        'binary cross-entropy. Both sides train the same parameters, counted per row (the bench '
@@ -318,9 +344,11 @@ def main(args) -> None:
        'NASNetMobile has no PyTorch implementation (torchvision and timm have none; Keras 3 '
        'refuses it on its torch backend): its reference is Keras 3\'s own `train_on_batch` on '
        'its JAX backend, layers[:752] frozen. This project runs as `./run.sh` does: every core '
-       'its own CPU device (below). Ratio = this project / reference. '
+       'its own CPU device (below). Ratio = this project / reference per round: the median '
+       'with a 90% bootstrap interval over the rounds, and a verdict only where the interval '
+       'excludes 1. '
        '`python -m research.bench.profile ROW` shows where a row\'s step spends its time.',
-       lambda: side_by_side(rows, args.steps)),
+       lambda: side_by_side(rows, args.steps, args.rounds)),
       ('e2e', 'End to end: one run as a user runs it',
        f'The main config for {args.epochs} epochs on ELPV with `./run.sh` (image check, split, '
        'decoding and augmentation, the loop, validation each epoch, the test report; Grad-CAM '
@@ -334,7 +362,7 @@ def main(args) -> None:
        'every core a device and the batch split over as many as divide it into parts of 4 '
        'images or more (research/parallel.py). XLA:CPU runs many small operations on one '
        'thread; split, each device\'s run on its own.',
-       lambda: cpu_devices(rows, args.steps)),
+       lambda: cpu_devices(rows, args.steps, args.rounds)),
       ('loop', 'The training loop beside its step',
        'Steps/s of the real loop (research.train.loop, an epoch after the first) and of its '
        'bare jitted step repeated on one batch already on the devices; the loop on batches '

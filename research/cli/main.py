@@ -270,8 +270,8 @@ def add_bench_arguments(parser) -> None:
   parser.add_argument('--epochs', type=int, default=3,
                       help='epochs of the feature-cache and end-to-end runs')
   parser.add_argument('--rounds', type=int, default=5,
-                      help='alternating rounds of the inference section (every runtime once '
-                      'per round)')
+                      help='alternating rounds of the side-by-side, devices and inference '
+                      'sections (each side once per round; 2 for a quick look)')
   parser.add_argument('--out', default='BENCHMARKS.md', help='the file written')
   parser.add_argument('--sections', default=BENCH_SECTIONS, metavar='S,S,...',
                       help=f'which sections to measure (the others stay as they are in the '
