@@ -293,7 +293,8 @@ def inference(rounds: int, model: str = 'efficientnet_lite0', size: int = 224) -
   rounds), each against PyTorch eager as a ratio with its interval."""
   from research.bench import inference as bench_inference  # pylint: disable=import-outside-toplevel
   out = subprocess.run([sys.executable, '-m', 'research.bench.inference', '--model', model,
-                        '--size', str(size), '--rounds', str(rounds)], capture_output=True, text=True, check=False,
+                        '--size', str(size), '--rounds', str(rounds)],
+                       capture_output=True, text=True, check=False,
                        env={**os.environ, 'JAX_NUM_CPU_DEVICES': '1'})
   if out.returncode:
     raise RuntimeError(f'the inference bench failed:\n{out.stderr[-2000:]}')

@@ -298,7 +298,8 @@ def quantized_markdown(name: str, result: dict) -> list[str]:
       f'## {name} int8', '',
       f'`{result["file"]}`: {result["method"]}, calibrated on {result["calibration_images"]} '
       f'train images. Scored on the same {result["images"]} test images as the float32 model '
-      f'(latency: both in the same runtime); the change is int8 minus float32, paired (95% bootstrap over '
+      f'(latency: both in the same runtime); the change is int8 minus float32, paired '
+      f'(95% bootstrap over '
       f'the images, {change["resamples"]} resamples; McNemar\'s exact test).', '',
       '| model | size | test accuracy | batch-1 latency |', '|---|---|---|---|',
       f'| float32 | {result["float_bytes"] / 2**20:.1f} MiB | {result["accuracy_float"]:.4f} | '
