@@ -7,6 +7,7 @@ light, the second dark), as tfds's own builder tests do.
 """
 import io
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -17,7 +18,9 @@ import tensorflow_datasets as tfds
 from research.cli.main import main
 from research.config import base_config
 from research.data import DataError, load_source, make_split, split_records
+from research.data import tfds_source
 from research.data.images import load_image
+from test_kill_resume import ROOT
 
 
 def jpeg(value: int, seed: int, size: int) -> bytes:
@@ -80,7 +83,15 @@ def test_a_dataset_with_train_only_is_split_stratified(tmp_path):
   path, label = split['train'][0]
   assert path.startswith(f'tfds:{tmp_path}/tfds/cats_vs_dogs/4.0.1#train/')
   assert abs(load_image(path, 32).mean() - (200 if label == 0 else 50)) < 15
-  assert 'tensorflow' not in sys.modules
+  # in a process of its own (this one may have imported TensorFlow for another test file):
+  # reading a prepared dataset's images imports no TensorFlow
+  script = ('import sys; from research.data import load_source; from research.config import '
+            'base_config; from research.data.images import load_image\n'
+            'config = base_config().data; config.path = ""; config.tfds = "cats_vs_dogs"; '
+            f'config.tfds_dir = {str(data_dir)!r}\n'
+            'source = load_source(config); load_image(source.paths[0], 32)\n'
+            'assert "tensorflow" not in sys.modules, "TensorFlow was imported"\n')
+  subprocess.run([sys.executable, '-c', script], check=True, cwd=ROOT)
 
 
 def test_a_dataset_s_own_splits_are_kept(tmp_path):
@@ -95,7 +106,7 @@ def test_a_dataset_s_own_splits_are_kept(tmp_path):
 
 
 def test_a_run_on_a_tfds_dataset(tmp_path):
-  """Trains, skips the unreadable record as it would a file, and never imports TensorFlow."""
+  """Trains and skips the unreadable record as it would a file."""
   data_dir = prepare('cats_vs_dogs', tmp_path / 'tfds', splits={'train': 10}, size=48, broken=(3,))
   run = tmp_path / 'run'
   assert main(['configs/efficientnet_adam.py', '--config.model.name=simple_cnn',
@@ -110,10 +121,10 @@ def test_a_run_on_a_tfds_dataset(tmp_path):
   bad = (run / 'bad_images.txt').read_text().splitlines()
   assert len(bad) == 1 and bad[0].startswith(f'tfds:{data_dir}/cats_vs_dogs/4.0.1#train/')
   assert json.loads((run / 'report.json').read_text())['num_images'] == len(split['test'])
-  assert 'tensorflow' not in sys.modules
 
 
-def test_a_dataset_not_prepared_is_one_line(tmp_path):
+def test_a_dataset_not_prepared_is_one_line(tmp_path, monkeypatch):
+  monkeypatch.setattr(tfds_source, 'tensorflow_installed', lambda: False)  # the core install
   with pytest.raises(DataError, match=f"^tfds dataset tf_flowers is not prepared in {tmp_path}: "
                      f"pip install -e '.\\[tfds-prepare\\]' \\(TensorFlow, to download and "
                      f"prepare it once\\), or point --config.data.tfds_dir at a directory where "

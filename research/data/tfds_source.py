@@ -24,6 +24,11 @@ def _tfds():
   return tensorflow_datasets
 
 
+def tensorflow_installed() -> bool:
+  """Whether tfds can download and prepare a dataset here (it needs TensorFlow for that)."""
+  return importlib.util.find_spec('tensorflow') is not None
+
+
 def builder(name: str, data_dir: str):
   """The prepared dataset `name` in `data_dir` (tfds's default ~/tensorflow_datasets when
   empty); prepared first if TensorFlow is installed, else one line saying how."""
@@ -35,7 +40,7 @@ def builder(name: str, data_dir: str):
                     f'tf_flowers, food101: see tensorflow.org/datasets/catalog)') from None
   where = Path(found.data_dir)
   if not found.is_prepared():
-    if importlib.util.find_spec('tensorflow') is None:
+    if not tensorflow_installed():
       raise DataError(f'tfds dataset {name} is not prepared in {where.parent.parent}: '
                       f'{PREPARE_HINT}')
     found.download_and_prepare(file_format='array_record')
