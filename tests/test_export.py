@@ -125,38 +125,20 @@ def test_parity_measures_top1_and_the_largest_difference():
   assert graph.passed(graph.parity(a, a + 5e-5)) and not graph.passed(graph.parity(a, a + 2e-4))
 
 
-def test_the_stablehlo_example_classifies_as_predict_without_this_code(trained_run, tmp_path):
-  """examples/classify_stablehlo.py in a process where `research` cannot be imported gives
-  ./run.sh predict's classes and probabilities (within the float32 bound)."""
-  assert main(['export', str(trained_run), '--format', 'stablehlo',
-               '--out', str(tmp_path / 'export')]) == 0
-  folder = trained_run.parent / 'images' / 'dark'
-  assert main(['predict', str(trained_run), str(folder), '--out', str(tmp_path / 'p.csv')]) == 0
-  blocked = ('import runpy, sys; sys.modules["research"] = None; sys.argv = sys.argv[1:]; '
-             'runpy.run_path(sys.argv[0], run_name="__main__")')
-  out = subprocess.run([sys.executable, '-c', blocked, str(ROOT / 'examples' /
-                        'classify_stablehlo.py'), str(tmp_path / 'export'), str(folder)],
-                       check=True, capture_output=True, text=True, cwd=tmp_path).stdout
-  rows = lambda text: [line.split(',') for line in text.strip().splitlines()]
-  theirs, ours = rows(out), rows((tmp_path / 'p.csv').read_text())
-  assert theirs[0] == ours[0] and [r[:2] for r in theirs] == [r[:2] for r in ours]
-  np.testing.assert_allclose(np.array([r[2:] for r in theirs[1:]], float),
-                             np.array([r[2:] for r in ours[1:]], float), atol=1e-4)
-
-
-@pytest.mark.parametrize('name,layout,blocked', [
-    ('onnx', 'nchw', ('jax',)), ('tflite', 'nhwc', ('jax', 'tensorflow'))])
-def test_each_example_classifies_as_predict_without_jax(trained_run, tmp_path, name, layout,
-                                                        blocked):
-  """examples/classify_<format>.py, in a process where neither jax nor `research` (nor
-  TensorFlow, for LiteRT) can be imported, gives ./run.sh predict's classes and
-  probabilities."""
+@pytest.mark.parametrize('name,layout,blocked,images', [
+    ('stablehlo', 'nhwc', (), 'dark'), ('onnx', 'nchw', ('jax',), 'bright'),
+    ('tflite', 'nhwc', ('jax', 'tensorflow'), 'bright')])
+def test_each_example_classifies_as_predict_without_this_code(trained_run, tmp_path, name,
+                                                              layout, blocked, images):
+  """examples/classify_<format>.py, in a process where `research` cannot be imported (nor
+  jax, for ONNX and LiteRT; nor TensorFlow, for LiteRT), gives ./run.sh predict's classes
+  and probabilities (within the float32 bound)."""
   assert main(['export', str(trained_run), '--format', name, '--layout', layout,
                '--out', str(tmp_path / 'export')]) == 0
   model = json.loads((tmp_path / 'export' / 'model.json').read_text())
   assert model['input']['layout'] == layout.upper() and model['input']['shape'] == (
       ['batch', 3, 32, 32] if layout == 'nchw' else ['batch', 32, 32, 3])
-  folder = trained_run.parent / 'images' / 'bright'
+  folder = trained_run.parent / 'images' / images
   assert main(['predict', str(trained_run), str(folder), '--out', str(tmp_path / 'p.csv')]) == 0
   block = ''.join(f'sys.modules["{m}"] = ' for m in ('research', *blocked))
   script = (f'import runpy, sys; {block}None; sys.argv = sys.argv[1:]; '

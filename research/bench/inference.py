@@ -5,7 +5,7 @@ process (each round: every runtime warm, one after the other):
         [--batches 1,32]
 
 prints one JSON line per round, batch and runtime: images/s, the median of `calls` timed
-calls after 2 warm-up calls. Every runtime takes uint8 RGB images and returns
+calls after 2 warm-up calls (measure.median_seconds). Every runtime takes uint8 RGB images and returns
 probabilities, the normalisation inside: this project's JAX model as `predict` runs it
 (jitted, the CPU formulations), its ONNX export (float32, and int8 by onnxruntime's static
 quantization) in onnxruntime, and PyTorch eager on the same architecture (eval mode,
@@ -13,25 +13,18 @@ channels-last, inference mode), each with all cores.
 """
 import argparse
 import json
-import statistics
 import time
 
 import numpy as np
 
-WARMUP = 2
+from research.bench.measure import median_seconds
+
 RUNTIMES = ('PyTorch eager', 'this project (JAX)', 'ONNX float32 (onnxruntime)',
             'ONNX int8 (onnxruntime)')
 
 
 def images_per_second(fn, images: np.ndarray, calls: int) -> float:
-  for _ in range(WARMUP):
-    fn(images)
-  times = []
-  for _ in range(calls):
-    began = time.perf_counter()
-    fn(images)
-    times.append(time.perf_counter() - began)
-  return len(images) / statistics.median(times)
+  return len(images) / median_seconds(lambda: fn(images), calls)
 
 
 def jax_and_onnx(model_name: str, size: int, calibration: np.ndarray) -> dict:
