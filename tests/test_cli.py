@@ -20,7 +20,7 @@ ARGUMENTS = {
               '--target ACCURACY', '--mode probe|finetune', '--out DIR'],
     'tune': ['CONFIG.py[:VARIANT]', '--trials N', '--resume TUNE_DIR', '--out DIR'],
     'bench': ['--rows ROWS', '--steps STEPS', '--epochs EPOCHS', '--out OUT', '--sections S,S,...',
-              '--accelerator', '--smoke'],
+              '--timm-train PATH|URL', '--accelerator', '--smoke'],
 }
 
 

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from research.models import layers
 from research.models.layers import _depthwise, grouped_conv, pads, pointwise_conv
 
 
@@ -43,3 +44,24 @@ def test_pointwise_as_a_matrix_product_equals_the_convolution(stride):
   ours = both_gradients(lambda x, w: pointwise_conv(x, w, stride), x, w)
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(both_gradients(conv, x, w))):
     close(a, b)
+
+
+@pytest.mark.parametrize('kernel,stride,padding,ceil_mode', [
+    (3, 2, 1, False), (3, 2, 0, False), (3, 1, 1, True), (3, 2, 0, True), (2, 2, 0, False)])
+def test_max_pool_backward_by_hand_equals_xla(kernel, stride, padding, ceil_mode):
+  """Ties included (a ReLU's zeros, repeated values): the gradient goes to the window's first
+  maximum, as XLA's select-and-scatter sends it."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(np.maximum(rng.integers(-3, 3, size=(2, 11, 10, 4)), 0), jnp.float32)
+  dy = lambda y: jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+  pool = lambda x: layers.max_pool(x, kernel, stride, padding, ceil_mode)
+  y = pool(x)
+  g = dy(y)
+  ours = jax.vjp(pool, x)[1](g)[0]
+  with layers.portable_formulations():
+    assert not layers.cpu_formulations()
+    np.testing.assert_array_equal(pool(x), y)
+    xla = jax.vjp(pool, x)[1](g)[0]
+  np.testing.assert_array_equal(ours != 0, xla != 0)  # the same inputs get the gradient
+  np.testing.assert_allclose(ours, xla, rtol=1e-6, atol=1e-6 * np.abs(xla).max())  # summed in
+  # another order where windows overlap

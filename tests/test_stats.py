@@ -21,6 +21,14 @@ def test_wilson_interval_known_values():
   assert stats.wilson(0, 0) == (None, None)
 
 
+def test_newcombe_interval_of_a_difference_known_values():
+  # Newcombe (1998), Table II, method 10: 56/70 - 48/80 and 9/10 - 3/10
+  assert stats.newcombe(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=5e-5)
+  assert stats.newcombe(9, 10, 3, 10) == pytest.approx((0.1705, 0.8090), abs=5e-5)
+  low, high = stats.newcombe(300, 394, 300, 394)
+  assert low == pytest.approx(-high) and stats.verdict((low, high)) == 'no detectable difference'
+
+
 def test_mcnemar_exact_known_value():
   # 1 image only a gets right, 9 only b: p = 2 * P(X <= 1 | 10, 1/2) = 2 * 11 / 1024
   a = np.array([1] + [0] * 9 + [1] * 5, bool)

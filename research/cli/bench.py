@@ -1,5 +1,6 @@
-"""`./run.sh bench`: this project beside PyTorch on every write-up's configuration, bf16,
-the compilation cache, the feature cache and the input pipeline -> BENCHMARKS.md.
+"""`./run.sh bench`: this project beside PyTorch on every write-up's configuration and beside
+timm's own train.py end to end, bf16, the compilation cache, the feature cache and the input
+pipeline -> BENCHMARKS.md.
 
 Every measurement runs in a process of its own (research.bench.measure), one at a time.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import jax
 
 from research.bench import rounds as rounds_lib
+from research.bench import timm_reference
 from research.bench.accelerator import SECTION
 from research.bench.rows import ROWS
 from research.config import base_config
@@ -358,6 +360,35 @@ def main(args) -> None:
        'DataLoader with a worker per core, the same split, model, ImageNet weights, freezing, '
        'batch and epochs). Ratio = PyTorch seconds / this project\'s.',
        lambda: end_to_end(args.epochs)),
+      ('timm', 'End to end against timm\'s train.py',
+       f'The same job on both sides, each as its own command line, in {args.rounds} '
+       'alternating rounds (timm, this project, timm, ...): MobileNetV2 fine-tuned whole '
+       '(nothing frozen) from torchvision\'s ImageNet weights (the file this project ships; '
+       'mapped tensor by tensor onto timm\'s `mobilenetv2_100`, whose ImageNet logits then '
+       'equal torchvision\'s: tests/test_bench.py), on ELPV\'s train and validation split '
+       '(this project\'s, written as ImageFolder folders of links for timm), '
+       f'{timm_reference.EPOCHS} epochs, Adam at a constant 1e-3 without weight decay, batch '
+       '20, images resized to 224 (bilinear) with a horizontal flip half the time and no other '
+       'augmentation, ImageNet mean/std, dropout 0.2 before a new head, float32, validation '
+       f'each epoch. timm {timm_reference.TIMM_VERSION}: that tag\'s own train.py with '
+       '`--pretrained-path` (its new head initialised its own way), no AMP, EMA, label '
+       'smoothing, mixup or random erasing, channels-last, a loader worker per core, run on '
+       'CPU-only torch through research/bench/timm_reference.py (which stubs two torchvision '
+       'registration modules and flushes denormals to zero, as XLA does); the command line is '
+       '`timm_reference.command`. This project: `./run.sh configs/efficientnet_adam.py` '
+       '(batch 20, Adam 1e-3, flip) with `--config.model.name=mobilenet_v2`, '
+       '`--config.freeze.before=` (nothing frozen), rotation, shear and zoom 0, Grad-CAM and '
+       'feature maps off; it also checks every image and the split for leaks first and scores '
+       'the test split at the end, which timm does not. The heads differ: timm\'s has 2 logits '
+       'and softmax cross-entropy (2,562 parameters), this project\'s one logit and binary '
+       'cross-entropy (1,281), equivalent for two classes; the table counts both sides\' '
+       'trainable parameters. Ratio = timm seconds / this project\'s per round: the median '
+       'with a 90% bootstrap interval over the rounds where there are 2 or more ("faster": '
+       'this project faster; "within noise" where it includes 1). Accuracy at each side\'s '
+       'best epoch by validation accuracy, with its Wilson 95% interval; the difference with '
+       'Newcombe\'s 95% interval from the two (unpaired: timm\'s summary.csv gives no '
+       'per-image results, so the pairing of the same images is not used).',
+       lambda: timm_reference.section(args.rounds, args.timm_train)),
       ('devices', 'Every core a CPU device',
        'This project\'s step with one CPU device (JAX_NUM_CPU_DEVICES=1) beside the default, '
        'every core a device and the batch split over as many as divide it into parts of 4 '
@@ -405,6 +436,8 @@ def main(args) -> None:
        'with a short run.', input_pipeline),
   ]
   out, wanted = Path(args.out), set(args.sections.split(','))
+  if 'timm' in wanted:  # before any section: offline without a copy, one line and nothing lost
+    timm_reference.train_script(args.timm_train)
   kept = dict(re.findall(r'\n## ([^\n]*)\n(.*?)(?=\n## |\Z)', out.read_text(), re.S)
               ) if out.exists() else {}
   when = f'Measured by `{command}` on {time.strftime("%Y-%m-%d")}. Machine: {machine()}.'

@@ -259,7 +259,7 @@ def run_bench(args) -> None:
   bench.main(args)
 
 
-BENCH_SECTIONS = 'side,e2e,devices,loop,bf16,compile,cache,layers,inference,pipeline'
+BENCH_SECTIONS = 'side,e2e,timm,devices,loop,bf16,compile,cache,layers,inference,pipeline'
 
 
 def add_bench_arguments(parser) -> None:
@@ -276,6 +276,10 @@ def add_bench_arguments(parser) -> None:
   parser.add_argument('--sections', default=BENCH_SECTIONS, metavar='S,S,...',
                       help=f'which sections to measure (the others stay as they are in the '
                       f'file): {BENCH_SECTIONS}')
+  parser.add_argument('--timm-train', default='', metavar='PATH|URL',
+                      help="timm's train.py for the timm section: a local copy, or a URL "
+                      'downloaded once into the cache (default: the pinned timm tag\'s, '
+                      'research/bench/timm_reference.py)')
   parser.add_argument('--accelerator', action='store_true',
                       help='the GPU/TPU check instead (run.sh installs jax[cuda12] first): '
                       'ResNet50 and EfficientNet-B0 at batch 256, the loop row, the input '
@@ -440,7 +444,7 @@ COMMANDS = {
              f'TUNE_DIR [--trials N]', add_tune, run_tune, True),
     'bench': ('this project beside PyTorch and more -> BENCHMARKS.md',
               '[--rows I,J,...] [--steps N] [--epochs N] [--rounds N] [--sections S,...] '
-              '[--out FILE] '
+              '[--out FILE] [--timm-train PATH|URL] '
               '[--accelerator] [--smoke]', add_bench_arguments,
               run_bench, False),
 }

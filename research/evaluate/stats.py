@@ -39,6 +39,18 @@ def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[floa
   return (float(ci.low), float(ci.high))
 
 
+def newcombe(successes_a: int, n_a: int, successes_b: int, n_b: int,
+             confidence: float = CONFIDENCE) -> tuple[float, float]:
+  """Interval of the difference p_a - p_b of two proportions from independent samples, made
+  from their Wilson intervals (Newcombe 1998, method 10). Unpaired: where both were scored on
+  the same images, `paired_difference` is narrower."""
+  p_a, p_b = successes_a / n_a, successes_b / n_b
+  (low_a, high_a), (low_b, high_b) = (wilson(successes_a, n_a, confidence),
+                                      wilson(successes_b, n_b, confidence))
+  return (float(p_a - p_b - np.hypot(p_a - low_a, high_b - p_b)),
+          float(p_a - p_b + np.hypot(high_a - p_a, p_b - low_b)))
+
+
 def resample_weights(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
   """(resamples, n) counts: how often each of n images is drawn in each bootstrap resample."""
   rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ import itertools
 import flax.linen as nn
 import jax.numpy as jnp
 
+from research.models import layers
 from research.models.keras_layers import Tap, batch_norm, conv
 
 
@@ -33,7 +34,7 @@ class InceptionV3(nn.Module):
       return nn.avg_pool(x, window_shape=(3, 3), padding='SAME', count_include_pad=False)
 
     def max_pool(x):
-      return nn.max_pool(x, window_shape=(3, 3), strides=(2, 2))
+      return layers.max_pool(x, 3, 2)
 
     cat = lambda *xs: jnp.concatenate(xs, axis=-1)
     x = cbr(x, 32, 3, 3, stride=2, padding='VALID')
