@@ -33,6 +33,7 @@ CPU_DEVICES = 'JAX_NUM_CPU_DEVICES'  # JAX's own setting: when set, it decides
 MIN_PER_DEVICE = 4  # images of a batch on one CPU device, at least
 XLA_FLAGS = 'XLA_FLAGS'
 EIGEN_CONVOLUTIONS = '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'
+YNNPACK_CONVOLUTIONS = '--xla_cpu_experimental_ynn_fusion_type=+individual_convolution'
 
 
 class DistributedError(UserError, RuntimeError):
@@ -110,9 +111,9 @@ def use_cpu_cores() -> int | None:
 def use_eigen_convolutions() -> None:
   """XLA:CPU's own (Eigen) convolutions instead of YNNPACK's, which jaxlib 0.10 picks for
   every convolution on a CPU: InceptionV3's train step 1.3x faster, no row slower
-  (BENCHMARKS.md, "Convolutions"); YNNPACK keeps the matrix products. Only before JAX
-  starts its backends (XLA reads XLA_FLAGS then), and not where XLA_FLAGS already
-  chooses (`--xla_cpu_experimental_ynn_fusion_type=` to have YNNPACK's back)."""
+  (BENCHMARKS.md, "Which library convolves"); YNNPACK keeps the matrix products. Only
+  before JAX starts its backends (XLA reads XLA_FLAGS then), and not where XLA_FLAGS
+  already chooses (YNNPACK_CONVOLUTIONS has YNNPACK's back)."""
   flags = os.environ.get(XLA_FLAGS, '')
   if 'ynn_fusion_type' not in flags:
     os.environ[XLA_FLAGS] = f'{flags} {EIGEN_CONVOLUTIONS}'.strip()

@@ -1,11 +1,13 @@
 """The benchmark's references do the same work as this project: per row, the same number of
 trainable parameters, and no gradient reaches a frozen one."""
+import os
 import re
 
 import numpy as np
 import pytest
 import torch
 
+from research import parallel
 from research.bench import rounds, torch_models
 from research.bench.measure import jax_trainable
 from research.bench.rows import ROWS
@@ -190,7 +192,8 @@ def test_train_py_comes_from_a_path_or_is_downloaded_once_from_its_url(tmp_path,
   with pytest.raises(timm_reference.TimmReferenceError) as failed:
     timm_reference.train_script(missing)
   assert str(failed.value).startswith(f'could not download {missing} (') and \
-      str(failed.value).endswith('give its path with --timm-train PATH') and \
+      str(failed.value).endswith('give its path with --timm-train PATH, or leave timm out of '
+                                 '--sections') and \
       '\n' not in str(failed.value)
   with pytest.raises(timm_reference.TimmReferenceError, match=r'nowhere.py does not exist'):
     timm_reference.train_script(str(tmp_path / 'nowhere.py'))
@@ -343,3 +346,35 @@ def test_the_timm_section_alternates_on_one_split_and_checks_ours_is_the_same(mo
   with pytest.raises(timm_reference.TimmReferenceError, match='is not the split the timm '
                                                               'folders hold'):
     timm_reference.section(1, str(train_py))
+
+
+def test_the_convolution_section_alternates_ynnpack_and_eigen(monkeypatch):
+  calls = []
+
+  def fake(side, row, *extra, env=None):
+    flags = env['XLA_FLAGS'].split()
+    assert flags[0] == '--xla_cpu_multi_thread_eigen=true'  # the caller's other flags kept
+    ynnpack = flags[1:] == [parallel.YNNPACK_CONVOLUTIONS]
+    assert ynnpack or flags[1:] == [parallel.EIGEN_CONVOLUTIONS]
+    calls.append((row, 'ynnpack' if ynnpack else 'eigen'))
+    return {'images_per_s': 2.0 if ynnpack else 3.0, 'trainable': 1}
+  monkeypatch.setattr(bench, 'measure', fake)
+  monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_multi_thread_eigen=true '
+                     '--xla_cpu_experimental_ynn_fusion_type=dot')  # a choice of the caller's
+  lines = bench.convolution_libraries([5, 7], steps=1, rounds=2)
+  assert calls == [(5, 'ynnpack'), (5, 'eigen'), (7, 'ynnpack'), (7, 'eigen')] * 2
+  assert lines[2] == (f'| {ROWS[5].label} | 2.0 [2.0–2.0] | 3.0 [3.0–3.0] | '
+                      f'{rounds.cell(rounds.ratio([3.0, 3.0], [2.0, 2.0]))} |')
+
+
+@pytest.mark.parametrize('before,after', [
+    (None, parallel.EIGEN_CONVOLUTIONS),
+    ('--xla_force_host_platform_device_count=2',
+     '--xla_force_host_platform_device_count=2 ' + parallel.EIGEN_CONVOLUTIONS),
+    (parallel.YNNPACK_CONVOLUTIONS, parallel.YNNPACK_CONVOLUTIONS)])
+def test_convolutions_go_to_eigen_unless_xla_flags_chose(before, after, monkeypatch):
+  monkeypatch.setenv('XLA_FLAGS', before or '')  # restored after the test, set or not
+  if before is None:
+    monkeypatch.delenv('XLA_FLAGS')
+  parallel.use_eigen_convolutions()
+  assert os.environ['XLA_FLAGS'] == after

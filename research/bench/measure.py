@@ -18,6 +18,16 @@ from research.bench.rows import ROWS
 WARMUP = 2
 
 
+def timed(command: list[str]):
+  """(wall-clock seconds, the finished process) of a command that must succeed."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  began = time.time()
+  out = subprocess.run(command, capture_output=True, text=True, check=False)
+  if out.returncode:
+    raise RuntimeError(f'{" ".join(command)} failed:\n{out.stderr[-2000:]}')
+  return time.time() - began, out
+
+
 def median_seconds(fn, steps: int, block=lambda out: out) -> float:
   for _ in range(WARMUP):
     block(fn())

@@ -4,14 +4,17 @@
 
 traces `steps` steps of this project's step (research.bench.measure) with jax.profiler and
 sums the time of the XLA:CPU thunks of every thread by name, numbered copies together
-(`fusion.12` and `fusion.7` are `fusion`); prints one JSON line: {kind: ms per step}, the
-largest first.
+(`fusion.12` and `fusion.7` are `fusion`); prints one JSON line: the wall ms per step, then
+{kind: thread ms per step}, the largest first, with the cores' time no event shows
+(`UNTRACED`: XLA's own convolutions, research.parallel.use_eigen_convolutions, and idle).
 """
 import argparse
 import collections
 import json
+import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import jax
@@ -19,6 +22,10 @@ import jax
 from research import compile_cache, parallel
 from research.bench.measure import jax_step
 from research.bench.rows import ROWS
+
+# Every core's time the trace does not show: XLA's own (Eigen) convolutions run in Eigen's
+# thread pool, whose work has no trace events; and idle time.
+UNTRACED = 'untraced: Eigen convolutions and idle'
 
 
 def kinds(trace_dir: Path, steps: int) -> dict[str, float]:
@@ -49,10 +56,15 @@ def main() -> None:
   block(step())  # compiled
   with tempfile.TemporaryDirectory() as trace:
     with jax.profiler.trace(trace):
+      began = time.perf_counter()
       for _ in range(args.steps):
         block(step())
+      wall = (time.perf_counter() - began) * 1e3 / args.steps
     found = kinds(Path(trace), args.steps)
-  print(json.dumps({k: round(v, 1) for k, v in list(found.items())[:args.top]}))
+  shown = {UNTRACED: len(os.sched_getaffinity(0)) * wall - sum(found.values()), **found}
+  shown = dict(sorted(shown.items(), key=lambda kv: -kv[1])[:args.top])
+  print(json.dumps({'wall ms per step': round(wall, 1), **{k: round(v, 1)
+                                                          for k, v in shown.items()}}))
 
 
 if __name__ == '__main__':

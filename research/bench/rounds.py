@@ -2,6 +2,8 @@
 after the other, so a slow minute of the machine falls on all sides of that round. The
 ratio is the median of the per-round ratios with a percentile bootstrap interval over the
 rounds, and a verdict only where the interval excludes 1."""
+import statistics
+
 import numpy as np
 
 CONFIDENCE = 0.90
@@ -27,3 +29,9 @@ def cell(result: dict) -> str:
   """'1.23× [1.10, 1.31] faster' for a table."""
   low, high = result['interval']
   return f'{result["ratio"]:.2f}× [{low:.2f}, {high:.2f}] {result["verdict"]}'
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+  """'median [min–max]' of a side's rounds."""
+  return (f'{statistics.median(values):.{digits}f} [{min(values):.{digits}f}–'
+          f'{max(values):.{digits}f}]')

@@ -17,19 +17,18 @@ and its summary.csv. `section` is `./run.sh bench --sections timm`.
 import collections
 import csv
 import hashlib
-import json
 import os
 import re
 import runpy
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from research import rundir
+from research.bench.measure import timed
 from research.errors import UserError
+from research.train import history
 
 TIMM_VERSION = '1.0.28'  # as pinned in run.sh; train.py must be the same tag's
 TRAIN_URL = ('https://raw.githubusercontent.com/huggingface/pytorch-image-models/'
@@ -71,7 +70,8 @@ def train_script(where: str = '') -> Path:
       download(where, path)
     except OSError as e:
       raise TimmReferenceError(f'could not download {where} ({e}): save timm {TIMM_VERSION}\'s '
-                               f'train.py and give its path with --timm-train PATH') from None
+                               f'train.py and give its path with --timm-train PATH, or leave '
+                               f'timm out of --sections') from None
   return path
 
 
@@ -186,7 +186,11 @@ def our_command(run_dir: Path, epochs: int = EPOCHS) -> list[str]:
 def summary(output: Path) -> list[dict]:
   """train.py's summary.csv: a row per epoch (epoch, train_loss, eval_loss, eval_top1 in %,
   eval_top5, lr), numbers as floats."""
-  with open(output / EXPERIMENT / 'summary.csv', newline='') as f:
+  path = output / EXPERIMENT / 'summary.csv'
+  if not path.is_file():
+    raise TimmReferenceError(f'train.py wrote no {path}: not the train.py of timm '
+                             f'{TIMM_VERSION}? give --timm-train that tag\'s file')
+  with open(path, newline='') as f:
     return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
@@ -201,11 +205,7 @@ def param_count(log: str) -> int:
 
 def run(command_line: list[str]) -> tuple[float, str]:
   """(wall-clock seconds, stdout + stderr) of a command that must succeed."""
-  began = time.time()
-  out = subprocess.run(command_line, capture_output=True, text=True, check=False)
-  seconds = time.time() - began
-  if out.returncode:
-    raise RuntimeError(f'{" ".join(command_line)} failed:\n{out.stderr[-2000:]}')
+  seconds, out = timed(command_line)
   return seconds, out.stdout + out.stderr
 
 
@@ -246,10 +246,10 @@ def section(rounds: int, train_where: str = '', epochs: int = EPOCHS) -> list[st
       shutil.rmtree(out)
       run_dir = tmp / f'ours-{r}'
       seconds, _ = run(our_command(run_dir, epochs))
-      if load_split(run_dir / 'split.json') != (tuple(source.class_names), split):
-        raise TimmReferenceError(f'{run_dir}/split.json is not the split the timm folders '
+      if load_split(run_dir / rundir.SPLIT) != (tuple(source.class_names), split):
+        raise TimmReferenceError(f'{run_dir / rundir.SPLIT} is not the split the timm folders '
                                  'hold: not the same images')
-      records = [json.loads(l) for l in (run_dir / 'metrics.jsonl').read_text().splitlines()]
+      records = history.read(run_dir / rundir.METRICS)
       found['ours'].append({'seconds': seconds, 'val': [e['val_accuracy'] for e in records]})
       shutil.rmtree(run_dir)
       print(f'round {r + 1}/{rounds}: timm {found["timm"][-1]["seconds"]:.0f} s, this project '
@@ -277,8 +277,7 @@ def table(found: dict, train_images: int, val_images: int, epochs: int) -> list[
   if rounds >= 2:
     ratio = rounds_lib.cell(rounds_lib.ratio([1 / s for s in seconds['ours']],
                                              [1 / s for s in seconds['timm']]))
-    spread = {side: f'{statistics.median(v):.0f} [{min(v):.0f}–{max(v):.0f}]'
-              for side, v in seconds.items()}
+    spread = {side: rounds_lib.spread(v, digits=0) for side, v in seconds.items()}
     how = f', median [min–max] of {rounds} rounds'
   else:
     ratio = f'{seconds["timm"][0] / seconds["ours"][0]:.2f}'

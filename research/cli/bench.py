@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,15 +16,19 @@ from pathlib import Path
 
 import jax
 
+from research import parallel, rundir
 from research.bench import rounds as rounds_lib
 from research.bench import timm_reference
 from research.bench.accelerator import SECTION
+from research.bench.measure import timed
 from research.bench.rows import ROWS
 from research.config import base_config
 from research.data import load_source, run_batches
 from research.machine import describe
+from research.train import history
 
 DTYPE_ROWS = (1, 3)  # EfficientNet-Lite0 and MobileNetV2, full fine-tune
+FULL_ROWS = [i for i, row in enumerate(ROWS) if not row.freeze]  # every full fine-tune
 
 
 def measure(side: str, row: int, *extra: str, env: dict | None = None) -> dict:
@@ -34,11 +37,6 @@ def measure(side: str, row: int, *extra: str, env: dict | None = None) -> dict:
   if out.returncode:
     raise RuntimeError(f'{side} row {row} failed:\n{out.stderr[-2000:]}')
   return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def spread(values: list[float]) -> str:
-  """'median [min–max]' of a side's rounds."""
-  return f'{statistics.median(values):.1f} [{min(values):.1f}–{max(values):.1f}]'
 
 
 def in_rounds(rows: list[int], sides: dict, rounds: int) -> dict:
@@ -69,19 +67,10 @@ def side_by_side(rows: list[int], steps: int, rounds: int) -> list[str]:
                          f'this project {ours[0]["trainable"]:,}: not the same work')
     speeds = lambda side: [m['images_per_s'] for m in side]
     lines.append(f'| {ROWS[i].label} | {ROWS[i].reference} | {ref[0]["trainable"]:,} / '
-                 f'{ours[0]["trainable"]:,} | {spread(speeds(ref))} | {spread(speeds(ours))} | '
+                 f'{ours[0]["trainable"]:,} | {rounds_lib.spread(speeds(ref))} | {rounds_lib.spread(speeds(ours))} | '
                  f'{rounds_lib.cell(rounds_lib.ratio(speeds(ours), speeds(ref)))} |')
   print('\n'.join(lines), flush=True)
   return lines
-
-
-def timed(command: list[str]) -> tuple[float, str]:
-  """(wall-clock seconds, stdout) of a command that must succeed."""
-  began = time.time()
-  out = subprocess.run(command, capture_output=True, text=True, check=False)
-  if out.returncode:
-    raise RuntimeError(f'{" ".join(command)} failed:\n{out.stderr[-2000:]}')
-  return time.time() - began, out.stdout
 
 
 def end_to_end(epochs: int) -> list[str]:
@@ -94,10 +83,10 @@ def end_to_end(epochs: int) -> list[str]:
                            'configs/efficientnet_adam.py', f'--config.num_epochs={epochs}',
                            '--config.gradcam.num_images=0', '--config.features.num_images=0',
                            f'--config.workdir={run_dir}'])
-    records = [json.loads(l) for l in (run_dir / 'metrics.jsonl').read_text().splitlines()]
+    records = history.read(run_dir / rundir.METRICS)
     ref_total, out = timed([sys.executable, '-m', 'research.bench.torch_epoch', str(run_dir),
                             '--epochs', str(epochs)])
-    ref = json.loads(out.strip().splitlines()[-1])
+    ref = json.loads(out.stdout.strip().splitlines()[-1])
   ours_trainable = measure('jax', 0, '--steps', '1')['trainable']
   if ref['trainable'] != ours_trainable:
     raise RuntimeError(f'end to end: the reference trains {ref["trainable"]:,} parameters, '
@@ -120,8 +109,7 @@ def cpu_devices(rows: list[int], steps: int, rounds: int) -> list[str]:
   """This project's step on one CPU device beside every core a device of its own (the
   default: the batch split over as many as divide it, research.parallel), in alternating
   rounds."""
-  from research.parallel import dividing  # pylint: disable=import-outside-toplevel
-  devices = dividing(20, os.cpu_count())
+  devices = parallel.dividing(20, os.cpu_count())
   one_device = {**os.environ, 'JAX_NUM_CPU_DEVICES': '1'}
   found = in_rounds(rows, {
       'one': lambda i: measure('jax', i, '--steps', str(steps), env=one_device),
@@ -130,8 +118,30 @@ def cpu_devices(rows: list[int], steps: int, rounds: int) -> list[str]:
            'every core / 1 device [90%] |', '|---|---|---|---|']
   for i in rows:
     one, every = ([m['images_per_s'] for m in found[i][k]] for k in ('one', 'every'))
-    lines.append(f'| {ROWS[i].label} | {spread(one)} | {spread(every)} ({devices} devices) | '
+    lines.append(f'| {ROWS[i].label} | {rounds_lib.spread(one)} | {rounds_lib.spread(every)} ({devices} devices) | '
                  f'{rounds_lib.cell(rounds_lib.ratio(every, one))} |')
+  print('\n'.join(lines), flush=True)
+  return lines
+
+
+def convolution_libraries(rows: list[int], steps: int, rounds: int) -> list[str]:
+  """This project's step with XLA:CPU's own (Eigen) convolutions, the default
+  (research.parallel.use_eigen_convolutions), beside YNNPACK's, in alternating rounds."""
+  others = ' '.join(f for f in os.environ.get(parallel.XLA_FLAGS, '').split()
+                    if 'ynn_fusion_type' not in f)  # the caller's other flags, on both sides
+  env = {library: {**os.environ, parallel.XLA_FLAGS: f'{others} {flag}'.strip()}
+         for library, flag in (('ynnpack', parallel.YNNPACK_CONVOLUTIONS),
+                               ('eigen', parallel.EIGEN_CONVOLUTIONS))}
+  found = in_rounds(rows, {
+      library: lambda i, library=library: measure('jax', i, '--steps', str(steps),
+                                                  env=env[library])
+      for library in env}, rounds)
+  lines = ['| configuration | YNNPACK convolutions img/s, median [min–max] | XLA\'s own (Eigen) '
+           'img/s | Eigen / YNNPACK [90%] |', '|---|---|---|---|']
+  for i in rows:
+    ynn, eigen = ([m['images_per_s'] for m in found[i][k]] for k in ('ynnpack', 'eigen'))
+    lines.append(f'| {ROWS[i].label} | {rounds_lib.spread(ynn)} | {rounds_lib.spread(eigen)} | '
+                 f'{rounds_lib.cell(rounds_lib.ratio(eigen, ynn))} |')
   print('\n'.join(lines), flush=True)
   return lines
 
@@ -144,7 +154,7 @@ def loop_rows() -> list[str]:
             'main': 'EfficientNet-Lite0 from blocks_12, ELPV, augmentation (the main config)'}
   for variant, label in labels.items():
     _, out = timed([sys.executable, '-m', 'research.bench.loop', variant])
-    r = json.loads(out.strip().splitlines()[-1])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
     lines.append(f'| {label} | {r["bare"]:.2f} | {r["premade"]:.2f} ({r["premade"] / r["bare"]:.2f}) '
                  f'| {r["loop"]:.2f} | {r["loop"] / r["bare"]:.2f} |')
     print(lines[-1], flush=True)
@@ -189,7 +199,7 @@ def feature_cache(epochs: int) -> list[str]:
                       f'--config.feature_cache.enabled={cached}', f'--config.workdir={run_dir}'],
                      check=True, capture_output=True)
       total = time.time() - began
-      records = [json.loads(l) for l in (Path(run_dir) / 'metrics.jsonl').read_text().splitlines()]
+      records = history.read(Path(run_dir) / rundir.METRICS)
       later = sorted(r['seconds'] for r in records[1:])
       results[cached] = (later[len(later) // 2], records[0]['seconds'], total)
   (plain, plain_first, plain_total), (fast, fast_first, fast_total) = results[False], results[True]
@@ -312,7 +322,7 @@ def inference(rounds: int, model: str = 'efficientnet_lite0', size: int = 224) -
     cells = []
     for b in batches:
       values = speeds(name, b)
-      cells.append(f'{statistics.median(values):.1f} [{min(values):.1f}–{max(values):.1f}]')
+      cells.append(rounds_lib.spread(values))
       cells.append('—' if name == reference else
                    rounds_lib.cell(rounds_lib.ratio(values, speeds(reference, b))))
     lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
@@ -395,6 +405,16 @@ def main(args) -> None:
        'images or more (research/parallel.py). XLA:CPU runs many small operations on one '
        'thread; split, each device\'s run on its own.',
        lambda: cpu_devices(rows, args.steps, args.rounds)),
+      ('convolutions', 'Which library convolves',
+       'This project\'s step with XLA:CPU\'s own (Eigen) convolutions, the default '
+       '(research/parallel.py `use_eigen_convolutions`), beside YNNPACK\'s, which jaxlib '
+       f'0.10 otherwise picks for every convolution on a CPU '
+       f'(`XLA_FLAGS={parallel.YNNPACK_CONVOLUTIONS}`), in {args.rounds} alternating rounds; '
+       'matrix products stay YNNPACK\'s either way; the full fine-tune rows among `--rows`. '
+       'Ratio = Eigen / YNNPACK per round: the median with a 90% bootstrap interval over the '
+       'rounds.',
+       lambda: convolution_libraries([i for i in rows if i in FULL_ROWS], args.steps,
+                                     args.rounds)),
       ('loop', 'The training loop beside its step',
        'Steps/s of the real loop (research.train.loop, an epoch after the first) and of its '
        'bare jitted step repeated on one batch already on the devices; the loop on batches '

@@ -259,7 +259,7 @@ def run_bench(args) -> None:
   bench.main(args)
 
 
-BENCH_SECTIONS = 'side,e2e,timm,devices,loop,bf16,compile,cache,layers,inference,pipeline'
+BENCH_SECTIONS = 'side,e2e,timm,devices,convolutions,loop,bf16,compile,cache,layers,inference,pipeline'
 
 
 def add_bench_arguments(parser) -> None:

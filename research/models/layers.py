@@ -153,8 +153,7 @@ def _depthwise_bwd(stride, padding, residuals, dy):
   2-4x more. The reduction runs over images and rows first, then over columns: XLA:CPU
   reduces to (columns, channels) with contiguous reads, 1.5-3x faster than over all three
   at once; the barrier keeps XLA from fusing dy's producer (a BatchNorm backward) into
-  that reduction, where it ran with strided reads (MobileNetV2's largest one: 240 -> 160 ms
-  per step)."""
+  that reduction, where it would run with strided reads."""
   x, w = residuals
   k, s = w.shape[0], stride
   x, dy = jax.lax.optimization_barrier((x, dy))
@@ -235,13 +234,9 @@ def conv2d(x, w, stride: int, padding: Padding):
                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-def pointwise_conv(x, w, stride: int):
-  """A 1x1 convolution without padding as a matrix product, with `_pointwise`'s backward."""
-  return _pointwise(x, w, stride)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _pointwise(x, w, stride: int):
+def pointwise_conv(x, w, stride: int):
+  """A 1x1 convolution without padding as a matrix product, with a hand-written backward."""
   return jnp.dot(x[:, ::stride, ::stride], w[0, 0])
 
 
@@ -253,9 +248,8 @@ def _pointwise_fwd(x, w, stride):
 def _pointwise_bwd(stride, residuals, dy):
   """The kernel gradient xs^T dy contracts over every pixel, so one operand is transposed.
   Autodiff's dot transposes dy, and XLA:CPU fuses that transpose into dy's producer (a
-  BatchNorm backward), which then reads its inputs a whole row apart: in ResNet50's step
-  those fusions took 15% of the time. Written as xs^T dy after a barrier, the transpose
-  falls on xs, alone."""
+  BatchNorm backward), which then reads its inputs a whole row apart (docs/speed.md).
+  Written as xs^T dy after a barrier, the transpose falls on xs, alone."""
   xs, w, shape = residuals
   xs, dy = jax.lax.optimization_barrier((xs, dy))
   pixels = lambda a: a.reshape(-1, a.shape[-1])
@@ -270,7 +264,7 @@ def _pointwise_bwd(stride, residuals, dy):
   return dx, dw
 
 
-_pointwise.defvjp(_pointwise_fwd, _pointwise_bwd)
+pointwise_conv.defvjp(_pointwise_fwd, _pointwise_bwd)
 
 
 class Conv(nn.Module):

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from research.models import layers
 from research.models.keras_layers import SeparableConv2D, Tap, batch_norm, conv, zero_pad_same
 
 
@@ -73,13 +74,13 @@ class NASNetMobile(nn.Module):
       h3 = zero_pad_same(h, 3)
       x1 = (separable(h, filters, 5, f'reduction_left1_{block_id}', stride=2)
             + separable(p, filters, 7, f'reduction_right1_{block_id}', stride=2))
-      x2 = (nn.max_pool(h3, window_shape=(3, 3), strides=(2, 2))
+      x2 = (layers.max_pool(h3, 3, 2)
             + separable(p, filters, 7, f'reduction_right2_{block_id}', stride=2))
       x3 = (nn.avg_pool(h3, window_shape=(3, 3), strides=(2, 2))
             + separable(p, filters, 5, f'reduction_right3_{block_id}', stride=2))
       x4 = avg3(x1) + x2
       x5 = (separable(x1, filters, 3, f'reduction_left4_{block_id}')
-            + nn.max_pool(h3, window_shape=(3, 3), strides=(2, 2)))
+            + layers.max_pool(h3, 3, 2))
       return Tap(name=f'reduction_concat_{block_id}')(cat(x2, x3, x4, x5)), ip
 
     n, m = self.num_blocks, self.filter_multiplier

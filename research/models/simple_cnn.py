@@ -1,6 +1,7 @@
 """The 20-classes-of-people baseline: 2 x (conv 3x3 + ReLU + max-pool 2x2), no pretraining."""
 import flax.linen as nn
 
+from research.models import layers
 from research.models.layers import tap
 
 
@@ -12,5 +13,5 @@ class SimpleCNN(nn.Module):
     del train  # no batch norm or dropout in the backbone
     for i, n in enumerate(self.features):
       x = nn.relu(nn.Conv(n, (3, 3), padding='SAME', dtype=x.dtype, name=f'conv_{i}')(x))
-      x = nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+      x = layers.max_pool(x, 2, 2)
     return tap(self, x)
