@@ -114,6 +114,9 @@ def use_eigen_convolutions() -> None:
   (BENCHMARKS.md, "Which library convolves"); YNNPACK keeps the matrix products. Only
   before JAX starts its backends (XLA reads XLA_FLAGS then), and not where XLA_FLAGS
   already chooses (YNNPACK_CONVOLUTIONS has YNNPACK's back)."""
+  from jax._src import xla_bridge  # pylint: disable=import-outside-toplevel  (no public query)
+  if xla_bridge.backends_are_initialized():  # too late here: the processes this one starts
+    return  # compute as it does
   flags = os.environ.get(XLA_FLAGS, '')
   if 'ynn_fusion_type' not in flags:
     os.environ[XLA_FLAGS] = f'{flags} {EIGEN_CONVOLUTIONS}'.strip()

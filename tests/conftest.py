@@ -2,13 +2,20 @@
 
 Tests run on one CPU device (JAX_NUM_CPU_DEVICES=1, inherited by the processes they start)
 unless a test asks for more: their bit-identical comparisons are between runs of one
-device count. test_sharding checks that more devices compute the same."""
+device count. test_sharding checks that more devices compute the same. Convolutions are
+XLA's own, as `./run.sh` computes them (research.parallel.use_eigen_convolutions)."""
 import functools
 import os
 
 os.environ.setdefault('JAX_NUM_CPU_DEVICES', '1')
 
-import jax
+from research import parallel  # pylint: disable=wrong-import-position
+
+# The convolutions `./run.sh` computes with, in this process and every process a test
+# starts: a run here and its resumed or repeated run there must round alike.
+parallel.use_eigen_convolutions()
+
+import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -373,8 +373,13 @@ def test_the_convolution_section_alternates_ynnpack_and_eigen(monkeypatch):
      '--xla_force_host_platform_device_count=2 ' + parallel.EIGEN_CONVOLUTIONS),
     (parallel.YNNPACK_CONVOLUTIONS, parallel.YNNPACK_CONVOLUTIONS)])
 def test_convolutions_go_to_eigen_unless_xla_flags_chose(before, after, monkeypatch):
+  from jax._src import xla_bridge  # pylint: disable=import-outside-toplevel
   monkeypatch.setenv('XLA_FLAGS', before or '')  # restored after the test, set or not
   if before is None:
     monkeypatch.delenv('XLA_FLAGS')
+  monkeypatch.setattr(xla_bridge, 'backends_are_initialized', lambda: True)
+  parallel.use_eigen_convolutions()  # the backends run already: too late, left as it is
+  assert os.environ.get('XLA_FLAGS') == before
+  monkeypatch.setattr(xla_bridge, 'backends_are_initialized', lambda: False)
   parallel.use_eigen_convolutions()
   assert os.environ['XLA_FLAGS'] == after
