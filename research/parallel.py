@@ -111,12 +111,13 @@ def use_cpu_cores() -> int | None:
 def use_eigen_convolutions() -> None:
   """XLA:CPU's own (Eigen) convolutions instead of YNNPACK's, which jaxlib 0.10 picks for
   every convolution on a CPU: InceptionV3's train step 1.3x faster, no row slower
-  (BENCHMARKS.md, "Which library convolves"); YNNPACK keeps the matrix products. Only
-  before JAX starts its backends (XLA reads XLA_FLAGS then), and not where XLA_FLAGS
-  already chooses (YNNPACK_CONVOLUTIONS has YNNPACK's back)."""
+  (docs/speed.md; `./run.sh bench --sections convolutions`); YNNPACK keeps the matrix
+  products. Only before JAX starts its backends (XLA reads XLA_FLAGS then; after, XLA_FLAGS
+  is left as it is), and not where XLA_FLAGS already chooses (YNNPACK_CONVOLUTIONS has
+  YNNPACK's back)."""
   from jax._src import xla_bridge  # pylint: disable=import-outside-toplevel  (no public query)
-  if xla_bridge.backends_are_initialized():  # too late here: the processes this one starts
-    return  # compute as it does
+  if xla_bridge.backends_are_initialized():  # too late for this process
+    return
   flags = os.environ.get(XLA_FLAGS, '')
   if 'ynn_fusion_type' not in flags:
     os.environ[XLA_FLAGS] = f'{flags} {EIGEN_CONVOLUTIONS}'.strip()
