@@ -110,7 +110,7 @@ def use_cpu_cores() -> int | None:
 
 def use_eigen_convolutions() -> None:
   """XLA:CPU's own (Eigen) convolutions instead of YNNPACK's, which jaxlib 0.10 picks for
-  every convolution on a CPU: InceptionV3's train step 1.3x faster, no row slower
+  every convolution on a CPU: InceptionV3's train step 1.4x faster, no row slower
   (docs/speed.md; `./run.sh bench --sections convolutions`); YNNPACK keeps the matrix
   products. Only before JAX starts its backends (XLA reads XLA_FLAGS then; after, XLA_FLAGS
   is left as it is), and not where XLA_FLAGS already chooses (YNNPACK_CONVOLUTIONS has
