@@ -111,15 +111,24 @@ def cpu_devices(rows: list[int], steps: int, rounds: int) -> list[str]:
   rounds."""
   devices = parallel.dividing(20, os.cpu_count())
   one_device = {**os.environ, 'JAX_NUM_CPU_DEVICES': '1'}
-  found = in_rounds(rows, {
-      'one': lambda i: measure('jax', i, '--steps', str(steps), env=one_device),
-      'every': lambda i: measure('jax', i, '--steps', str(steps))}, rounds)
-  lines = ['| configuration | 1 device img/s, median [min–max] | every core a device img/s | '
-           'every core / 1 device [90%] |', '|---|---|---|---|']
+  return two_settings(rows, steps, rounds, {'one': one_device, 'every': None},
+                      '| configuration | 1 device img/s, median [min–max] | every core a device '
+                      'img/s | every core / 1 device [90%] |', f' ({devices} devices)')
+
+
+def two_settings(rows: list[int], steps: int, rounds: int, envs: dict, header: str,
+                 note: str = '') -> list[str]:
+  """This project's step under two environments ({name: env, None for this one's}) in
+  alternating rounds: per row both spreads and the second / first ratio with its interval."""
+  found = in_rounds(rows, {name: lambda i, env=env: measure('jax', i, '--steps', str(steps),
+                                                              env=env)
+                           for name, env in envs.items()}, rounds)
+  lines = [header, '|---|---|---|---|']
   for i in rows:
-    one, every = ([m['images_per_s'] for m in found[i][k]] for k in ('one', 'every'))
-    lines.append(f'| {ROWS[i].label} | {rounds_lib.spread(one)} | {rounds_lib.spread(every)} ({devices} devices) | '
-                 f'{rounds_lib.cell(rounds_lib.ratio(every, one))} |')
+    first, second = ([m['images_per_s'] for m in found[i][k]] for k in envs)
+    lines.append(f'| {ROWS[i].label} | {rounds_lib.spread(first)} | '
+                 f'{rounds_lib.spread(second)}{note} | '
+                 f'{rounds_lib.cell(rounds_lib.ratio(second, first))} |')
   print('\n'.join(lines), flush=True)
   return lines
 
@@ -132,18 +141,9 @@ def convolution_libraries(rows: list[int], steps: int, rounds: int) -> list[str]
   env = {library: {**os.environ, parallel.XLA_FLAGS: f'{others} {flag}'.strip()}
          for library, flag in (('ynnpack', parallel.YNNPACK_CONVOLUTIONS),
                                ('eigen', parallel.EIGEN_CONVOLUTIONS))}
-  found = in_rounds(rows, {
-      library: lambda i, library=library: measure('jax', i, '--steps', str(steps),
-                                                  env=env[library])
-      for library in env}, rounds)
-  lines = ['| configuration | YNNPACK convolutions img/s, median [min–max] | XLA\'s own (Eigen) '
-           'img/s | Eigen / YNNPACK [90%] |', '|---|---|---|---|']
-  for i in rows:
-    ynn, eigen = ([m['images_per_s'] for m in found[i][k]] for k in ('ynnpack', 'eigen'))
-    lines.append(f'| {ROWS[i].label} | {rounds_lib.spread(ynn)} | {rounds_lib.spread(eigen)} | '
-                 f'{rounds_lib.cell(rounds_lib.ratio(eigen, ynn))} |')
-  print('\n'.join(lines), flush=True)
-  return lines
+  return two_settings(rows, steps, rounds, env,
+                      '| configuration | YNNPACK convolutions img/s, median [min–max] | XLA\'s own '
+                      '(Eigen) img/s | Eigen / YNNPACK [90%] |')
 
 
 def loop_rows() -> list[str]:
